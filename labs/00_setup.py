@@ -1,0 +1,319 @@
+# %% [markdown]
+# # 00 · Setup check: does my environment work?
+#
+# **Teaching:** 5 min · **Exercises:** 10 min · run it *before* the workshop
+#
+# ## Objectives
+# - Confirm that every package the course uses imports, at or above the version it needs.
+# - Know what this machine offers: CPU cores, memory, GPU, free disk.
+# - Start a Dask cluster on this machine and reach its dashboard.
+# - Draw a map with coastlines and borders without any network.
+#
+# ## Why bother?
+# Parallel Python stands on many libraries: a compiler toolchain (Numba), a scheduler (Dask), file
+# formats (NetCDF, Zarr), maps (Cartopy). A workshop that starts with an install fight loses half an
+# hour and half its learners. This lab finds the problem *before* the day and tells you what to do
+# about it. It is also the first time you will see the one-line hardware description that sits next
+# to every timing in this course: a speed-up means nothing until you know which machine made it.
+#
+# Run it in whichever way you will work during the course:
+#
+# ```bash
+# python labs/00_setup.py        # as a script
+# pytest labs/00_setup.py        # as the course's CI does it
+# ```
+#
+# or open `labs/00_setup.py` in JupyterLab (right-click › *Open With* › *Notebook*).
+
+# %%
+import importlib
+import importlib.metadata as metadata
+import re
+import shutil
+import time
+import urllib.request
+
+import course
+
+# %% [markdown]
+# ## 1. This machine
+#
+# How many cores can *this process* use? On a laptop it is the number of cores; on an HPC node
+# inside a batch job it is what the scheduler gave you, which may be far fewer than the node has.
+# `course.hardware()` asks the operating system for the cores this process may run on.
+
+# %%
+#| label: hardware
+print(course.hardware())
+
+# %% [markdown]
+# ## 2. Packages and their minimum versions
+#
+# The minimum versions come from the course's `requirements.txt` (the conda `pixi.toml` lists the
+# same set). A few packages are imported under another name than the one you install
+# (`scikit-learn` is imported as `sklearn`); the table below maps them.
+
+# %%
+IMPORT_NAME = {"scikit-learn": "sklearn"}  # install name -> import name, where "-" -> "_" is not enough
+NOT_PYTHON = {"mpich"}  # provides the `mpiexec` program, checked below with the other programs
+
+
+def requirements(path=course.ROOT / "requirements.txt"):
+    """(name, minimum version or None) for each line of requirements.txt."""
+    found = []
+    for line in path.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        m = re.match(r"([A-Za-z0-9_.\-]+)(\[[^\]]*\])?\s*(==|>=)?\s*([0-9][^\s,;]*)?", line)
+        found.append((m.group(1), m.group(4)))
+    return found
+
+
+def version_tuple(v):
+    return tuple(int(x) for x in re.findall(r"\d+", v)[:3])
+
+
+def check_package(name, minimum):
+    """One row of the setup table for an installable Python package."""
+    module = IMPORT_NAME.get(name, name.replace("-", "_"))
+    try:
+        importlib.import_module(module)
+    except Exception as err:  # ImportError, or a broken binary dependency
+        return (name, "problem", f"cannot import {module} ({type(err).__name__}); install it: see README")
+    try:
+        have = metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return (name, "OK", "imports (version unknown)")
+    if minimum and version_tuple(have) < version_tuple(minimum):
+        return (name, "problem", f"{have} is older than {minimum}; upgrade it")
+    return (name, "OK", have)
+
+
+rows = [check_package(name, minimum) for name, minimum in requirements() if name not in NOT_PYTHON]
+
+# %% [markdown]
+# ## 3. Programs outside Python
+#
+# Some episodes call programs rather than libraries: GNU `parallel` (episode 06), `mpiexec`
+# (episode 05), Graphviz's `dot` for drawing task graphs, and `quarto` for the slides (instructors only).
+
+# %%
+PROGRAMS = {
+    "parallel": ("needed", "GNU parallel, episode 06: `sudo apt install parallel`, `brew install parallel` or pixi"),
+    "mpiexec": ("needed", "MPI, episode 05: install mpich (pip/conda) or `module load` your site's MPI"),
+    "dot": ("needed", "Graphviz, to draw task graphs: `sudo apt install graphviz`, `brew install graphviz` or pixi"),
+    "quarto": ("optional", "only instructors need it to render the slides: https://quarto.org or pixi"),
+}
+for program, (need, advice) in PROGRAMS.items():
+    path = shutil.which(program)
+    if path:
+        rows.append((program, "OK", path))
+    else:
+        rows.append((program, "problem" if need == "needed" else "optional", f"not found; {advice}"))
+
+# %% [markdown]
+# ## 4. Cores, memory, GPU and disk
+#
+# A GPU is optional: the GPU episode runs on the CPU when none is found. The free disk is checked
+# against the dataset size you chose with the `COURSE_SIZE` environment variable (default `small`).
+
+# %%
+import psutil
+
+
+def gpu_row():
+    try:
+        import cupy
+
+        n = cupy.cuda.runtime.getDeviceCount()
+        name = cupy.cuda.runtime.getDeviceProperties(0)["name"].decode()
+        return ("GPU", "OK", f"{n} × {name} (CuPy {cupy.__version__})")
+    except ImportError:
+        pass
+    except Exception as err:
+        return ("GPU", "optional", f"CuPy is installed but found no usable GPU ({type(err).__name__})")
+    if shutil.which("nvidia-smi"):
+        return ("GPU", "optional", "an NVIDIA GPU is present; `pixi run -e gpu ...` adds CuPy")
+    return ("GPU", "optional", "none found; the GPU episode falls back to the CPU")
+
+
+def disk_row():
+    import era5_like
+
+    target = course.DATA / "era5"
+    target.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(target).free
+    need = era5_like.estimated_bytes(course.size())
+    detail = f"{free / 2**30:.1f} GiB free in {target}, dataset '{course.size()}' needs {need / 2**30:.2f} GiB"
+    if free < 1.2 * need:
+        return ("disk", "problem", detail + "; free space or set COURSE_DATA_DIR to a larger disk")
+    return ("disk", "OK", detail)
+
+
+mem = psutil.virtual_memory()
+rows += [
+    ("cores", "OK", f"{course.usable_cores()} usable by this process"),
+    ("memory", "OK" if mem.total >= 4 * 2**30 else "problem", f"{mem.total / 2**30:.1f} GiB total, {mem.available / 2**30:.1f} GiB available"),
+    gpu_row(),
+    disk_row(),
+]
+
+# %% [markdown]
+# ## 5. A Dask cluster and its dashboard
+#
+# Dask will be our scheduler for most of the course. We start a small cluster of worker processes
+# on this machine, bound to `127.0.0.1` so that nobody else on the network can reach it, and on a
+# free port chosen by the operating system (port `0`) so that it never clashes with another
+# dashboard that is already running. Then we ask the dashboard for its status page.
+
+# %%
+from dask.distributed import Client, LocalCluster
+
+
+def dask_row():
+    start = time.perf_counter()
+    try:
+        with LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address="127.0.0.1:0",
+                          processes=True, memory_limit="1GiB") as cluster, Client(cluster) as client:
+            total = client.submit(sum, range(1000)).result()
+            url = client.dashboard_link
+            with urllib.request.urlopen(url, timeout=10) as reply:
+                status = reply.status
+        ok = total == 499500 and status == 200
+        detail = f"2 workers started, dashboard answered ({url.split('/status')[0]}) in {time.perf_counter() - start:.1f} s"
+        return ("dask cluster", "OK" if ok else "problem", detail)
+    except Exception as err:
+        return ("dask cluster", "problem", f"{type(err).__name__}: {err}; see README › troubleshooting")
+
+
+rows.append(dask_row())
+
+# %% [markdown]
+# ## 6. Maps without a network
+#
+# Cartopy downloads coastlines from Natural Earth the first time it draws them, which fails on
+# trains, in classrooms with poor Wi-Fi and on most HPC compute nodes. The course ships the layers it
+# needs in `data/natural_earth/` and `import course` points Cartopy at them. To prove it, we draw a
+# map while every attempt to open a network connection raises an error.
+
+# %%
+import socket
+
+import matplotlib.pyplot as plt
+
+
+class NetworkBlocked(OSError):
+    pass
+
+
+def draw_map_offline():
+    import cartopy.crs as ccrs
+    import cartopy.feature as cfeature
+
+    real_connect = socket.socket.connect
+
+    def refuse(*args, **kwargs):
+        raise NetworkBlocked("network access attempted")
+
+    socket.socket.connect = refuse
+    try:
+        fig = plt.figure(figsize=(9, 4.5))
+        ax = fig.add_subplot(projection=ccrs.Robinson())
+        ax.set_global()
+        ax.add_feature(cfeature.LAND, facecolor="#E8E2D0")
+        ax.add_feature(cfeature.OCEAN, facecolor="#D4E6F1")
+        ax.coastlines(linewidth=0.8)
+        ax.add_feature(cfeature.BORDERS, linewidth=0.4, edgecolor="#555555")
+        ax.gridlines(draw_labels=False, linewidth=0.3)
+        ax.set_title("Drawn with the network switched off")
+        fig.canvas.draw()
+        return fig
+    finally:
+        socket.socket.connect = real_connect
+
+
+try:
+    map_figure = draw_map_offline()
+    rows.append(("maps offline", "OK", "coastlines and borders drawn from data/natural_earth"))
+except Exception as err:
+    map_figure = None
+    rows.append(("maps offline", "problem", f"{type(err).__name__}: {err}; is data/natural_earth complete?"))
+
+# %%
+#| label: fig-offline-map
+#| fig-cap: "A world map drawn by Cartopy from the Natural Earth layers shipped with the course, with the network blocked."
+#| fig-alt: "Robinson projection of the world with grey-beige land, pale blue ocean, black coastlines and thin grey country borders."
+map_figure
+
+# %% [markdown]
+# ## 7. The verdict
+#
+# One line per check. **OK** needs nothing; **optional** is fine for learners; **problem** says what
+# to do. Bring the last line to the workshop if you need help.
+
+# %%
+#| label: setup-table
+def setup_table(rows):
+    width = max(len(r[0]) for r in rows)
+    lines = [f"{'check':<{width}}  {'status':<8}  detail", "-" * (width + 60)]
+    lines += [f"{name:<{width}}  {status:<8}  {detail}" for name, status, detail in rows]
+    problems = [r for r in rows if r[1] == "problem"]
+    lines.append("-" * (width + 60))
+    lines.append(f"{len(rows)} checks on {course.hardware()}")
+    lines.append("All set for the course." if not problems else f"{len(problems)} problem(s): fix them before the workshop.")
+    return "\n".join(lines)
+
+
+print(setup_table(rows))
+
+# %% [markdown]
+# ### Exercise 1: how many workers?
+# Change the Dask check to start as many single-threaded workers as `course.usable_cores()`.
+# What does the dashboard's *Workers* tab show? What happens with twice as many workers as cores?
+#
+# <details><summary>Solution</summary>
+#
+# `LocalCluster(n_workers=course.usable_cores(), threads_per_worker=1, ...)`. The Workers tab lists one
+# row per worker process with its memory limit. With twice as many workers as cores the cluster still
+# starts, but the workers share cores: nothing runs faster, and each worker costs memory (about
+# 100–200 MB when idle).
+# </details>
+#
+# ### Exercise 2: your batch allocation
+# On an HPC system, start an interactive job with 4 cores (`srun -c 4 --pty bash` on Slurm) and run
+# `python labs/00_setup.py` there. Compare the *cores* line with the login node.
+#
+# <details><summary>Solution</summary>
+#
+# The *cores* line shows the 4 cores the job was given, even though the node has many more:
+# `course.usable_cores()` reads the CPU affinity of the process, which the batch system sets.
+# `os.cpu_count()` would report the whole node and make you start too many workers.
+# </details>
+#
+# ## Key points
+# - Check your environment before the workshop: `python labs/00_setup.py`.
+# - Always report timings with the hardware that produced them.
+# - The cores you may use are not always the cores the machine has.
+# - Bind dashboards to `127.0.0.1` and let the OS choose a free port.
+# - The course draws maps offline from shipped Natural Earth layers.
+
+# %% [markdown]
+# ## Checks
+# Run by `pytest labs/00_setup.py`; the slides never show this cell.
+
+# %% tags=["checks"]
+def test_setup_table():
+    print(setup_table(rows))
+    required = {"numpy", "xarray", "dask", "distributed", "zarr", "numba", "cartopy", "dask cluster", "maps offline"}
+    bad = [r for r in rows if r[0] in required and r[1] != "OK"]
+    assert not bad, f"essential checks failed: {bad}"
+
+
+def test_every_requirement_checked():
+    names = {r[0] for r in rows}
+    missing = [n for n, _ in requirements() if n not in NOT_PYTHON and n not in names]
+    assert not missing
+
+
+course.run_checks(globals())

@@ -1,0 +1,149 @@
+"""Small helpers that every lab imports: ``import course``.
+
+* ``course.hardware()``   one line naming the CPU, cores, RAM and OS; printed next to every timing.
+* ``course.dataset()``    the folder of ERA5-like monthly NetCDF files, made on first use.
+* ``course.images()``     the folder of PNG maps made from the same data (GNU parallel episode).
+* ``course.run_checks(globals())``  runs a lab's ``test_*`` checks when it runs as a script or notebook.
+
+Importing it also sets matplotlib up for the room (large fonts; no windows when run as a script) and
+points cartopy at the Natural Earth layers shipped in ``data/`` so that maps draw without a network.
+
+The dataset size comes from the environment variable ``COURSE_SIZE`` (``small``, the default, runs in
+seconds; ``workshop`` is a few GB; ``large`` or e.g. ``40GB`` is larger than RAM) and its location
+from ``COURSE_DATA_DIR`` (default ``data/era5/`` in the repository), so the same lab scales up unchanged.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import platform
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BUILD = ROOT / "_build"
+DATA = ROOT / "data"
+
+if str(DATA) not in sys.path:
+    sys.path.insert(0, str(DATA))
+
+
+def in_notebook() -> bool:
+    """True inside a Jupyter kernel (JupyterLab, or the executor behind the slides and tests)."""
+    return "ipykernel" in sys.modules
+
+
+def size() -> str:
+    """The dataset size the labs use: ``$COURSE_SIZE`` or ``small``."""
+    return os.environ.get("COURSE_SIZE", "small")
+
+
+@functools.cache
+def _cpu_name() -> str:
+    system = platform.system()
+    try:
+        if system == "Linux":
+            for line in Path("/proc/cpuinfo").read_text().splitlines():
+                if line.lower().startswith(("model name", "hardware", "cpu model")):
+                    return line.split(":", 1)[1].strip()
+        elif system == "Darwin":
+            import subprocess
+
+            out = subprocess.run(["sysctl", "-n", "machdep.cpu.brand_string"], capture_output=True, text=True)
+            if out.stdout.strip():
+                return out.stdout.strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (respects HPC batch allocations and containers)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+@functools.cache
+def hardware() -> str:
+    """One line describing this machine, e.g. ``AMD EPYC 7B13 · 2 cores · 23.5 GiB RAM · Linux``."""
+    import psutil
+
+    ram = psutil.virtual_memory().total / 2**30
+    physical = psutil.cpu_count(logical=False)
+    cores = f"{usable_cores()} cores"
+    if physical and physical != usable_cores():
+        cores += f" ({physical} physical)"
+    return f"{_cpu_name()} · {cores} · {ram:.1f} GiB RAM · {platform.system()} · Python {platform.python_version()}"
+
+
+def dataset(size_name: str | None = None) -> Path:
+    """The folder of ERA5-like monthly NetCDF files, generated (or completed) on first use."""
+    import era5_like
+
+    return era5_like.ensure_dataset(size_name or size(), out=_data_dir(size_name))
+
+
+def images(size_name: str | None = None) -> Path:
+    """The folder of daily PNG maps of 2 m temperature made from the dataset."""
+    import era5_like
+
+    return era5_like.ensure_images(size_name or size(), out=_data_dir(size_name))
+
+
+def _data_dir(size_name: str | None) -> Path | None:
+    root = os.environ.get("COURSE_DATA_DIR")
+    return Path(root) / (size_name or size()) if root else None
+
+
+def run_checks(namespace: dict) -> None:
+    """Run every ``test_*`` function in ``namespace`` (a lab's ``globals()``) and report.
+
+    Under pytest (``COURSE_CHECKS=pytest``) this does nothing: pytest runs each check as its own item.
+    """
+    if os.environ.get("COURSE_CHECKS") == "pytest":
+        return
+    checks = [(name, f) for name, f in namespace.items() if name.startswith("test_") and callable(f)]
+    for name, check in checks:
+        check()
+        print(f"check passed: {name}")
+    print(f"All {len(checks)} checks passed.")
+
+
+def _setup_matplotlib() -> None:
+    try:
+        import matplotlib
+    except ImportError:
+        return
+    if not in_notebook() and "MPLBACKEND" not in os.environ:
+        matplotlib.use("Agg")  # a script makes its figures without opening windows
+    matplotlib.rcParams.update(
+        {
+            "figure.figsize": (9, 5),
+            "figure.dpi": 100,
+            "savefig.dpi": 150,
+            "font.size": 15,
+            "axes.titlesize": 17,
+            "axes.labelsize": 15,
+            "legend.fontsize": 13,
+            "xtick.labelsize": 13,
+            "ytick.labelsize": 13,
+            "axes.prop_cycle": matplotlib.cycler(
+                # Okabe-Ito: distinguishable with every common colour-vision deficiency
+                color=["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
+            ),
+        }
+    )
+
+
+def _setup_offline_maps() -> None:
+    try:
+        import offline_maps
+    except ImportError:  # data/offline_maps.py is part of the repository; only a broken checkout lacks it
+        return
+    offline_maps.configure_cartopy()
+
+
+_setup_matplotlib()
+_setup_offline_maps()
