@@ -103,7 +103,7 @@ PROGRAMS = {
     "parallel": ("needed", "GNU parallel, episode 06: `sudo apt install parallel`, `brew install parallel` or pixi"),
     "mpiexec": ("needed", "MPI, episode 05: install mpich (pip/conda) or `module load` your site's MPI"),
     "dot": ("needed", "Graphviz, to draw task graphs: `sudo apt install graphviz`, `brew install graphviz` or pixi"),
-    "quarto": ("optional", "only instructors need it to render the slides: https://quarto.org or pixi"),
+    "quarto": ("optional", "instructors only, to render the slides (pixi, or quarto.org)"),
 }
 for program, (need, advice) in PROGRAMS.items():
     path = shutil.which(program)
@@ -141,13 +141,13 @@ def gpu_row():
 def disk_row():
     import era5_like
 
-    target = course.DATA / "era5"
+    target = era5_like.default_directory(course.size()).parent  # honours COURSE_DATA_DIR
     target.mkdir(parents=True, exist_ok=True)
     free = shutil.disk_usage(target).free
-    need = era5_like.estimated_bytes(course.size())
-    detail = f"{free / 2**30:.1f} GiB free in {target}, dataset '{course.size()}' needs {need / 2**30:.2f} GiB"
+    need = era5_like.parse_size(course.size()).total_bytes()
+    detail = f"{free / 2**30:.1f} GiB free, dataset '{course.size()}' needs {need / 2**30:.2f} GiB"
     if free < 1.2 * need:
-        return ("disk", "problem", detail + "; free space or set COURSE_DATA_DIR to a larger disk")
+        return ("disk", "problem", f"{detail} in {target}; free space or set COURSE_DATA_DIR to a larger disk")
     return ("disk", "OK", detail)
 
 
@@ -181,7 +181,8 @@ def dask_row():
             with urllib.request.urlopen(url, timeout=10) as reply:
                 status = reply.status
         ok = total == 499500 and status == 200
-        detail = f"2 workers started, dashboard answered ({url.split('/status')[0]}) in {time.perf_counter() - start:.1f} s"
+        host = url.split("//")[1].split(":")[0]
+        detail = f"2 workers; dashboard on {host} answered in {time.perf_counter() - start:.1f} s"
         return ("dask cluster", "OK" if ok else "problem", detail)
     except Exception as err:
         return ("dask cluster", "problem", f"{type(err).__name__}: {err}; see README › troubleshooting")
@@ -235,7 +236,7 @@ def draw_map_offline():
 
 try:
     map_figure = draw_map_offline()
-    rows.append(("maps offline", "OK", "coastlines and borders drawn from data/natural_earth"))
+    rows.append(("maps offline", "OK", "coastlines and borders, no network"))
 except Exception as err:
     map_figure = None
     rows.append(("maps offline", "problem", f"{type(err).__name__}: {err}; is data/natural_earth complete?"))
@@ -266,6 +267,23 @@ def setup_table(rows):
 
 
 print(setup_table(rows))
+
+# %% [markdown]
+# The same verdict in brief, with the Python packages folded into one line unless one of them has a
+# problem (this is the version the slides show):
+
+# %%
+#| label: setup-summary
+def setup_summary(rows):
+    packages = [r for r in rows if r[0] in {name for name, _ in requirements()}]
+    others = [r for r in rows if r not in packages]
+    bad = [r for r in packages if r[1] != "OK"]
+    folded = ("Python packages", "OK" if not bad else "problem",
+              f"{len(packages) - len(bad)} of {len(packages)} import at or above their minimum version")
+    return setup_table([folded, *bad, *others])
+
+
+print(setup_summary(rows))
 
 # %% [markdown]
 # ### Exercise 1: how many workers?

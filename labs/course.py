@@ -5,6 +5,12 @@
 * ``course.images()``     the folder of PNG maps made from the same data (GNU parallel episode).
 * ``course.run_checks(globals())``  runs a lab's ``test_*`` checks when it runs as a script or notebook.
 
+Importing it also makes a lab run as a script behave like a notebook under the ``spawn`` start method
+(used by Dask's worker processes everywhere, and by multiprocessing on macOS and Windows): new
+processes do not re-run the lab from the top; they import worker functions from modules such as
+``labs/montecarlo.py``. In your own scripts, put the top-level code under
+``if __name__ == "__main__":`` instead (episode 02 explains why).
+
 Importing it also sets matplotlib up for the room (large fonts; no windows when run as a script) and
 points cartopy at the Natural Earth layers shipped in ``data/`` so that maps draw without a network.
 
@@ -82,19 +88,14 @@ def dataset(size_name: str | None = None) -> Path:
     """The folder of ERA5-like monthly NetCDF files, generated (or completed) on first use."""
     import era5_like
 
-    return era5_like.ensure_dataset(size_name or size(), out=_data_dir(size_name))
+    return era5_like.ensure_dataset(size_name or size())
 
 
 def images(size_name: str | None = None) -> Path:
     """The folder of daily PNG maps of 2 m temperature made from the dataset."""
     import era5_like
 
-    return era5_like.ensure_images(size_name or size(), out=_data_dir(size_name))
-
-
-def _data_dir(size_name: str | None) -> Path | None:
-    root = os.environ.get("COURSE_DATA_DIR")
-    return Path(root) / (size_name or size()) if root else None
+    return era5_like.ensure_images(size_name or size())
 
 
 def run_checks(namespace: dict) -> None:
@@ -105,10 +106,35 @@ def run_checks(namespace: dict) -> None:
     if os.environ.get("COURSE_CHECKS") == "pytest":
         return
     checks = [(name, f) for name, f in namespace.items() if name.startswith("test_") and callable(f)]
+    failed = []
     for name, check in checks:
-        check()
-        print(f"check passed: {name}")
+        try:
+            check()
+        except AssertionError as err:
+            failed.append(name)
+            print(f"check FAILED: {name}: {err}")
+        else:
+            print(f"check passed: {name}")
+    if failed:
+        raise SystemExit(f"{len(failed)} of {len(checks)} checks failed: {', '.join(failed)}")
     print(f"All {len(checks)} checks passed.")
+
+
+def _spawn_like_a_notebook() -> None:
+    """Stop ``spawn``-started processes from re-running a lab that runs as a script.
+
+    Under ``spawn``, a child process re-imports the script that started it unless the main module
+    has a module spec; notebooks have no script to re-run. Giving the script the spec a notebook's
+    ``__main__`` effectively has makes both behave the same way.
+    """
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if main is None or in_notebook() or getattr(main, "__spec__", None) is not None or path is None:
+        return
+    if Path(path).resolve().parent == Path(__file__).resolve().parent:  # a lab in labs/
+        import importlib.machinery
+
+        main.__spec__ = importlib.machinery.ModuleSpec("__main__", None)
 
 
 def _setup_matplotlib() -> None:
@@ -145,5 +171,6 @@ def _setup_offline_maps() -> None:
     offline_maps.configure_cartopy()
 
 
+_spawn_like_a_notebook()
 _setup_matplotlib()
 _setup_offline_maps()
