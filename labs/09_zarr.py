@@ -1,0 +1,797 @@
+# %% [markdown]
+# # 09 · Zarr and storage for parallel work
+#
+# **Teaching:** 40 min · **Exercises:** 35 min
+#
+# ## Objectives
+# - Explain why a Zarr store (a folder, or a bucket, of chunk objects) serves parallel readers better
+#   than a pile of NetCDF/HDF5 files.
+# - Convert the course's NetCDF files to a consolidated Zarr store once, and measure what that costs
+#   and what it saves every time the data are opened.
+# - Choose chunk shapes for the way the data will be read (maps or time series), rechunk safely, and
+#   measure the difference.
+# - Compare compression codecs and packing, and keep the number of files down with sharding.
+# - Write to and read from an S3-compatible object store, describe the data in an Intake catalogue,
+#   and export station time series to Parquet.
+#
+# ## Why this matters
+# The lab's NAS is full of ERA5 NetCDF files. Every analysis script starts with `open_mfdataset`, which
+# opens every file and reads its metadata before it does any work; a script that wants the rainfall at
+# one polder for forty years reads forty years of global maps to get it; and the files cannot be read
+# from many processes at once without care, because the HDF5 library underneath NetCDF4 is not
+# thread-safe (xarray puts a lock around it). Zarr stores the same arrays as **one object per chunk**
+# plus small JSON metadata. Any number of threads, processes or machines can read different chunks at
+# the same time, from a local disk, a parallel filesystem or an object store in the cloud.
+#
+# None of that is free: converting costs time once, chunk shapes must fit the way you read, and many
+# small objects hurt a parallel filesystem. This lab measures each of these costs on this machine.
+
+# %%
+import shutil
+import textwrap
+import time
+import warnings
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import psutil
+import xarray as xr
+import zarr
+from zarr.codecs import BloscCodec, ZstdCodec
+
+import course
+import local_s3
+
+# Zarr format 3 does not (yet) standardise consolidated metadata, so zarr-python warns each time we use
+# it. xarray, zarr-python and the cloud tools all read it; we use it knowingly and silence the warning.
+warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
+
+SRC = course.dataset()
+FILES = sorted(SRC.glob("era5_*.nc"))
+WORK = course.BUILD / "09_zarr"  # everything this lab writes goes here
+shutil.rmtree(WORK, ignore_errors=True)
+WORK.mkdir(parents=True)
+
+MiB = 2**20
+CHUNK_TARGET = 1 * MiB  # bytes (uncompressed, float32) per chunk; see section 1
+POINT = {"latitude": 52.1, "longitude": 5.2}  # De Bilt, the Netherlands
+
+
+def files_in(path):
+    """Number of files under ``path`` (one file per object: this is what a filesystem has to track)."""
+    return sum(1 for p in path.rglob("*") if p.is_file())
+
+
+def bytes_in(path):
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def fastest(fn, repeat=3):
+    """Run ``fn()`` ``repeat`` times; return (fastest time in seconds, the last result)."""
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - start)
+    return min(times), result
+
+
+# %%
+#| label: dataset-info
+print(f"{len(FILES)} NetCDF files, {sum(f.stat().st_size for f in FILES) / MiB:.0f} MiB, in {SRC}")
+print(f"dataset size: {course.size()}" + (" (COURSE_SIZE=workshop gives the few-GB version)" if course.size() == "small" else ""))
+print(course.hardware())
+
+# %% [markdown]
+# ## 1. From many NetCDF files to one Zarr store
+#
+# Opening the NetCDF files is the step everybody waits for. `open_mfdataset` opens every file, reads
+# every variable's metadata and the coordinates, and checks that the files fit together. We give it
+# the same options as in episode 07: the static fields (`lsm`, `z`) are taken from the first file
+# instead of being compared (and copied along `time`) for every file.
+
+# %%
+OPEN_NETCDF = dict(combine="by_coords", data_vars="minimal", coords="minimal", compat="override", chunks={})
+
+
+def open_netcdf():
+    return xr.open_mfdataset(FILES, **OPEN_NETCDF)
+
+
+t_open_netcdf, nc = fastest(open_netcdf)
+nc
+
+# %% [markdown]
+# Zarr needs **one chunk shape per array**; the monthly files give 28-, 30- and 31-day pieces.
+# So we first choose a regular, *map-shaped* chunk: a run of whole global maps, about 1 MiB of
+# float32 per chunk. (Small enough that a reader who wants little reads little, and that many
+# chunks can be read in parallel; large enough that the cost per object does not dominate. On a
+# parallel filesystem or in the cloud people go up to 10–100 MiB; section 5 shows how to get both.)
+#
+# Then `to_zarr(..., consolidated=True)` writes the store: one object per chunk per variable, a
+# `zarr.json` per array, and one **consolidated** copy of all metadata at the top, so a reader needs
+# a single request to learn everything about the store. This is a one-time cost.
+
+# %%
+n_time, n_lat, n_lon = nc.sizes["time"], nc.sizes["latitude"], nc.sizes["longitude"]
+map_steps = max(1, CHUNK_TARGET // (n_lat * n_lon * 4))
+MAP_CHUNKS = {"time": map_steps, "latitude": -1, "longitude": -1}
+MAP_STORE = WORK / "era5_maps.zarr"
+
+start = time.perf_counter()
+nc.chunk(MAP_CHUNKS).to_zarr(MAP_STORE, mode="w", consolidated=True)
+t_to_zarr = time.perf_counter() - start
+
+
+def open_zarr_consolidated():
+    return xr.open_zarr(MAP_STORE, consolidated=True)
+
+
+def open_zarr_not_consolidated():
+    return xr.open_zarr(MAP_STORE, consolidated=False)
+
+
+t_open_zarr, zr = fastest(open_zarr_consolidated, repeat=5)
+t_open_zarr_plain, _ = fastest(open_zarr_not_consolidated, repeat=5)
+
+# %%
+#| label: open-times
+open_times = pd.DataFrame(
+    {
+        "seconds": [t_open_netcdf, t_open_zarr, t_open_zarr_plain, t_to_zarr],
+        "what": [
+            f"open_mfdataset, {len(FILES)} NetCDF files",
+            "open_zarr, consolidated metadata",
+            "open_zarr, metadata read per array",
+            f"to_zarr, once ({nc.nbytes / MiB:.0f} MiB decoded)",
+        ],
+    }
+).set_index("what")
+print(open_times.to_string(float_format=lambda s: f"{s:9.4f}"))
+print(f"\nOpening Zarr is {t_open_netcdf / t_open_zarr:.0f}× faster than opening the NetCDF files; "
+      f"the conversion pays for itself after {t_to_zarr / max(t_open_netcdf - t_open_zarr, 1e-9):.0f} opens.")
+print(f"Fastest of 3–5 runs, warm file cache. {course.hardware()}")
+
+# %%
+#| label: fig-open-times
+#| fig-cap: "Time to open the dataset: many NetCDF files against one consolidated Zarr store, with the one-time conversion for scale (log axis)."
+#| fig-alt: "Horizontal bar chart on a logarithmic time axis. Opening the NetCDF files with open_mfdataset takes far longer than opening the Zarr store with consolidated metadata; opening Zarr without consolidated metadata is slightly slower; the one-time to_zarr conversion is the longest bar."
+fig, ax = plt.subplots(figsize=(10, 4.2))
+colors = ["#D55E00", "#0072B2", "#56B4E9", "#999999"]
+ax.barh(open_times.index[::-1], open_times["seconds"][::-1], color=colors[::-1])
+ax.set_xscale("log")
+ax.set_xlabel("seconds (log scale; shorter is better)")
+for y, s in enumerate(open_times["seconds"][::-1]):
+    ax.text(s * 1.1, y, f"{s * 1000:.0f} ms" if s < 1 else f"{s:.1f} s", va="center", fontsize=13)
+ax.set_xlim(right=open_times["seconds"].max() * 8)
+ax.set_title("Opening the dataset", loc="left")
+fig.text(0.01, 0.01, course.hardware(), fontsize=9, color="#555555")
+fig.tight_layout(rect=(0, 0.04, 1, 1))
+
+# %% [markdown]
+# ### Same numbers from both
+# A new format is only useful if it gives the same answer. Every value of every variable is compared
+# (lazily, chunk by chunk, so this works at any size), and the means are computed with the same
+# chunking so that even the rounding is identical.
+
+# %%
+#| label: same-numbers
+identical = {name: bool(nc[name].equals(zr[name])) for name in nc.data_vars}
+same_chunks = dict(zip(zr.t2m.dims, zr.t2m.chunks))
+mean_netcdf = float(nc.t2m.astype("float64").chunk(same_chunks).mean())
+mean_zarr = float(zr.t2m.astype("float64").mean())
+print(f"mean t2m from NetCDF: {mean_netcdf:.9f} K   (decoded as {nc.t2m.dtype})")
+print(f"mean t2m from Zarr:   {mean_zarr:.9f} K   (decoded as {zr.t2m.dtype})")
+print("every value identical:", ", ".join(f"{k} {v}" for k, v in identical.items()))
+
+# %% [markdown]
+# Look at the data types. The files store `t2m` packed as 16-bit integers with a `float32` scale
+# factor, so xarray decodes it to `float32`. Zarr keeps the same integers, but its attributes are JSON,
+# which has no `float32`: the scale factor comes back as a Python float and xarray decodes to `float64`
+# to be safe. The *values* are identical (every float32 is exactly a float64), but a mean computed in
+# float32 and one computed in float64 differ in the last digits, and the decoded arrays take twice the
+# memory. That is why we compare means in float64. If memory matters, `.astype("float32")` after
+# opening, or store the decoded floats instead of packed integers.
+
+# %% [markdown]
+# ## 2. What is inside a Zarr store?
+#
+# A Zarr store is just a folder (or, on an object store, a prefix of keys). Each array has a
+# `zarr.json` (shape, data type, chunk shape, codecs, attributes) and a `c/` folder with one object
+# per chunk, named by its chunk coordinates: `t2m/c/3/0/0` is the fourth chunk along `time`. Writers
+# never touch a shared file, so many processes can write different chunks at once without a lock.
+
+# %%
+#| label: store-tree
+meta = zarr.open_array(MAP_STORE / "t2m", mode="r").metadata
+print(f"{MAP_STORE.name}/  ({files_in(MAP_STORE)} files, {bytes_in(MAP_STORE) / MiB:.1f} MiB)")
+for entry in sorted(MAP_STORE.iterdir()):
+    n = files_in(entry) if entry.is_dir() else 1
+    print(f"  {entry.name}{'/' if entry.is_dir() else ''}  {n} file(s)")
+chunk_keys = sorted((p.relative_to(MAP_STORE).as_posix() for p in (MAP_STORE / "t2m" / "c").rglob("*") if p.is_file()),
+                    key=lambda key: [int(part) for part in key.split("/")[2:]])
+print("  t2m chunk objects:", ", ".join(chunk_keys[:3]), "…", chunk_keys[-1])
+print(f"t2m/zarr.json: shape {meta.shape}, chunks {meta.chunks}, data type {meta.data_type}")
+print("  codecs:", " → ".join(type(c).__name__ for c in meta.codecs))
+
+# %% [markdown]
+# The data type is whatever the NetCDF files stored (the course's files, like many ERA5 downloads,
+# may pack values as 16-bit integers with a scale factor); `to_zarr` keeps that encoding, which is why
+# the values above are bit-for-bit identical.
+
+# %% [markdown]
+# ## 3. Chunk for the way you read
+#
+# Map-shaped chunks (many whole maps in a chunk) are perfect for "the global mean of every day". The
+# flood modeller wants the opposite: *one* grid cell, *all* time steps. From map-shaped chunks that
+# means reading and decompressing every chunk of the store to keep one value of each map. The cure is
+# a second copy of the data with *time-series-shaped* chunks: all time steps, a small tile of grid
+# cells.
+#
+# For the comparison we take `t2m` and `tp` (at workshop size, no more than 512 MiB of them: rechunking
+# an array from maps to time series is an all-to-all shuffle, and Dask would otherwise hold all of it
+# in memory; for whole archives use the `rechunker` package or Dask's disk-backed `p2p` rechunking).
+
+# %%
+LAYOUT_VARS = [v for v in ("t2m", "tp") if v in zr]
+LAYOUT_MAX_BYTES = 512 * MiB
+per_step = sum(zr[v].isel(time=0).nbytes for v in LAYOUT_VARS)
+n_layout = int(min(n_time, max(1, LAYOUT_MAX_BYTES // per_step)))
+layout_src = zr[LAYOUT_VARS].isel(time=slice(0, n_layout))
+tile = int(np.clip(np.sqrt(CHUNK_TARGET / (n_layout * 4)), 1, max(n_lat, n_lon)))
+TS_CHUNKS = {"time": -1, "latitude": tile, "longitude": tile}
+TS_STORE = WORK / "era5_timeseries.zarr"
+print(f"{n_layout} of {n_time} time steps; time-series chunks: all {n_layout} steps × {tile} × {tile} cells")
+
+# %% [markdown]
+# The obvious code is `ds.chunk(new_chunks).to_zarr(...)`. It fails, and the reason is worth knowing:
+
+# %%
+#| label: rechunk-error
+rechunk_error = None
+try:
+    layout_src.chunk(TS_CHUNKS).to_zarr(TS_STORE, mode="w", consolidated=True)
+except ValueError as err:
+    rechunk_error = err
+    print(f"{type(err).__name__}:")
+    print(textwrap.fill(str(err).split(" To resolve")[0], 100))
+
+# %% [markdown]
+# A dataset opened from Zarr remembers the chunk shape it was stored with in each variable's
+# `encoding["chunks"]`, and `to_zarr` uses that as the chunk shape of the *new* store. The old
+# (map-shaped) chunks cut across the new Dask chunks, so several Dask tasks would write into the same
+# Zarr chunk at once and corrupt it; xarray refuses. The fix is to forget the old layout before
+# writing the new one:
+
+# %%
+ts_src = layout_src.chunk(TS_CHUNKS)
+for variable in ts_src.variables.values():
+    variable.encoding.pop("chunks", None)  # the old chunk shape ...
+    variable.encoding.pop("preferred_chunks", None)  # ... and xarray's copy of it
+
+start = time.perf_counter()
+ts_src.to_zarr(TS_STORE, mode="w", consolidated=True)
+t_rechunk = time.perf_counter() - start
+ts = xr.open_zarr(TS_STORE, consolidated=True)
+print(f"rechunked {layout_src.nbytes / MiB:.0f} MiB in {t_rechunk:.1f} s · {course.hardware()}")
+
+# %% [markdown]
+# ### Measured: one point's time series, one global map, one full scan
+# Three ways to read `t2m` (the same time steps from every layout): the whole time series at De Bilt,
+# one global map, and a scan of every value (a global mean). For each we count the chunks that had to
+# be read and decompressed. Fastest of three runs with a warm file cache, so this measures the work
+# per chunk, not the disk; on a NAS, Lustre or S3 every extra chunk also costs a round trip.
+
+# %%
+def chunks_touched(da, selection):
+    """How many storage chunks of ``da`` a selection needs (from the dask chunks, which match storage)."""
+    count = 1
+    for dim, sizes in zip(da.dims, da.chunks):
+        edges = np.cumsum((0,) + sizes)
+        sel = selection.get(dim, slice(None))
+        if isinstance(sel, int):
+            count *= 1
+        else:
+            lo, hi = sel.indices(da.sizes[dim])[:2]
+            count *= int(np.count_nonzero((edges[:-1] < hi) & (edges[1:] > lo)))
+    return count
+
+
+def measure_reads(label, da):
+    n = min(n_layout, da.sizes["time"])
+    da = da.isel(time=slice(0, n))
+    i_lat = int(np.abs(da.latitude.values - POINT["latitude"]).argmin())
+    i_lon = int(np.abs(da.longitude.values - POINT["longitude"]).argmin())
+    point = {"latitude": i_lat, "longitude": i_lon}
+    one_map = {"time": n // 2}
+    t_point, series = fastest(lambda: da.isel(point).values)
+    t_map, field = fastest(lambda: da.isel(one_map).values)
+    t_scan, total = fastest(lambda: float(da.mean()), repeat=2)  # float32 or float64: count values
+    return {
+        "layout": label,
+        "point ms": 1000 * t_point,
+        "point chunks": chunks_touched(da, point),
+        "map ms": 1000 * t_map,
+        "map chunks": chunks_touched(da, one_map),
+        "scan Mvalues/s": da.size / 1e6 / t_scan,
+        "scan chunks": chunks_touched(da, {}),
+    }, series, field
+
+
+reads = {}
+for label, source in [("NetCDF files", nc), ("Zarr, map chunks", zr), ("Zarr, time-series chunks", ts)]:
+    row, series, field = measure_reads(label, source.t2m)
+    reads[label] = row | {"series": series, "map": field}
+
+# %%
+#| label: layout-table
+COLUMNS = ["point ms", "point chunks", "map ms", "map chunks", "scan Mvalues/s", "scan chunks"]
+layout_table = pd.DataFrame([{k: r[k] for k in ["layout"] + COLUMNS} for r in reads.values()]).set_index("layout")
+print(layout_table.to_string(float_format=lambda x: f"{x:8.1f}"))
+nc_encoding = nc.t2m.encoding
+compressed = any(nc_encoding.get(k) for k in ("zlib", "szip", "zstd", "bzip2", "blosc"))
+print(f"\nt2m, {n_layout} time steps × {n_lat} × {n_lon}; point = De Bilt. NetCDF storage of t2m: "
+      f"{'contiguous' if nc_encoding.get('contiguous') else 'chunked'}, {'compressed' if compressed else 'uncompressed'}.")
+print(course.hardware())
+
+# %%
+#| label: fig-layout-reads
+#| fig-cap: "Time to read one point's full time series and one global map of t2m, from the NetCDF files and from Zarr stores with map-shaped and time-series-shaped chunks (log axis)."
+#| fig-alt: "Grouped bar chart with a logarithmic time axis. For each of three layouts, a bar for the point time series and a bar for the global map. Map-shaped chunks read a map quickly but a point series slowly; time-series chunks do the opposite."
+fig, ax = plt.subplots(figsize=(10, 4.8))
+x = np.arange(len(layout_table))
+ax.bar(x - 0.2, layout_table["point ms"], width=0.4, label="one point, all time steps")
+ax.bar(x + 0.2, layout_table["map ms"], width=0.4, label="one global map")
+ax.set_xticks(x, [t.replace(", ", "\n") for t in layout_table.index])
+ax.set_yscale("log")
+ax.set_ylabel("milliseconds (log)")
+ax.legend(loc="upper left", frameon=False)
+ax.set_title("Chunk shape decides which read is cheap", loc="left")
+fig.text(0.01, 0.01, course.hardware(), fontsize=9, color="#555555")
+fig.tight_layout(rect=(0, 0.04, 1, 1))
+
+# %% [markdown]
+# Look at the NetCDF row too, and at how those files are stored (under the table). Files that are
+# uncompressed and contiguous, as many ERA5 downloads are, let HDF5 read a point series with strided
+# reads and scan at the speed of the disk, while the Zarr stores are compressed (section 4) and pay
+# for decompression. Compression trades CPU time for bytes: it pays off when the bytes come over a
+# network or from a busy NAS, and when many workers read at once, which is where Zarr's lack of a
+# lock matters.
+#
+# Neither chunk layout is "right". Many projects keep **two copies**: map-shaped for climatologies and
+# model input, time-series-shaped for point and catchment extraction. Storage is cheap compared with
+# a day of waiting. A compromise chunk (e.g. a month × 10° × 10°) is good at neither but bad at
+# neither, which is often the right choice for one shared copy.
+
+# %% [markdown]
+# ## 4. Compression: codecs and packing
+#
+# Every chunk passes through a chain of *codecs* on its way to storage. Zarr 3 names them in
+# `zarr.json`: a serializer (`bytes`), then compressors. Blosc is a meta-compressor built for numeric
+# arrays: its **shuffle** filter regroups the bytes of the numbers (all first bytes, then all second
+# bytes, …), which turns slowly varying floats into long runs that compress well. **Packing** stores
+# each value as a 16-bit integer with a scale factor and offset (ERA5 NetCDF downloads did this for
+# years): half the bytes before compression, at a precision of `scale_factor / 2`.
+#
+# We write one sample of `t2m` (at most 64 MiB of float32) with each codec and measure the size, the
+# write and the read speed. The course's data are synthetic with random weather noise, which
+# compresses worse than real ERA5; the *ranking* of the codecs is what carries over.
+
+# %%
+CODEC_MAX_BYTES = 64 * MiB
+n_codec = int(min(n_time, max(1, CODEC_MAX_BYTES // (n_lat * n_lon * 4))))
+sample = zr.t2m.isel(time=slice(0, n_codec)).astype("float32").load().chunk(MAP_CHUNKS)  # in memory, map chunks
+sample.encoding = {}
+offset = float(np.round(float(sample.mean()), 1))
+PACKED = dict(dtype="int16", scale_factor=np.float32(0.01), add_offset=np.float32(offset), _FillValue=np.int16(-32768))
+CODECS = {
+    "no compression": dict(compressors=None),
+    "zstd (zarr default)": dict(compressors=[ZstdCodec(level=0)]),
+    "blosc lz4, no shuffle": dict(compressors=[BloscCodec(cname="lz4", clevel=5, shuffle="noshuffle")]),
+    "blosc lz4 + shuffle": dict(compressors=[BloscCodec(cname="lz4", clevel=5, shuffle="shuffle")]),
+    "blosc zstd + shuffle": dict(compressors=[BloscCodec(cname="zstd", clevel=5, shuffle="shuffle")]),
+    "blosc zstd + bitshuffle": dict(compressors=[BloscCodec(cname="zstd", clevel=5, shuffle="bitshuffle")]),
+    "int16 packed + blosc zstd + shuffle": dict(PACKED, compressors=[BloscCodec(cname="zstd", clevel=5, shuffle="shuffle")]),
+}
+
+codec_rows, codec_errors = [], {}
+for name, encoding in CODECS.items():
+    path = WORK / "codecs" / (name.replace(" ", "_").replace(",", "").replace("+", "") + ".zarr")
+    start = time.perf_counter()
+    sample.to_dataset().to_zarr(path, mode="w", encoding={"t2m": encoding}, consolidated=True)
+    t_write = time.perf_counter() - start
+    t_read, back = fastest(lambda: xr.open_zarr(path).t2m.values)
+    stored = bytes_in(path / "t2m" / "c")  # the chunks only, not the metadata
+    codec_rows.append({"codec": name, "ratio": sample.nbytes / stored, "MiB": stored / MiB,
+                       "write MB/s": sample.nbytes / 1e6 / t_write, "read MB/s": sample.nbytes / 1e6 / t_read})
+    codec_errors[name] = float(np.nanmax(np.abs(back - sample.values)))
+
+# %%
+#| label: codec-table
+codec_table = pd.DataFrame(codec_rows).set_index("codec")
+codec_table["max error K"] = pd.Series(codec_errors)
+print(codec_table.to_string(float_format=lambda x: f"{x:8.3g}"))
+print(f"\nt2m sample: {sample.nbytes / MiB:.0f} MiB of float32 in chunks of {map_steps} maps · {course.hardware()}")
+
+# %%
+#| label: fig-codec-ratios
+#| fig-cap: "Compression ratio (uncompressed float32 bytes divided by stored bytes) of one t2m sample for each codec chain."
+#| fig-alt: "Horizontal bar chart of compression ratios. No compression and lz4 without shuffle are near 1; shuffle raises the ratio; bitshuffle with zstd raises it further; packing to int16 before compressing gives the largest ratio."
+fig, ax = plt.subplots(figsize=(10, 4.8))
+ax.barh(codec_table.index[::-1], codec_table["ratio"][::-1],
+        color=["#CC79A7"] + ["#0072B2"] * (len(codec_table) - 1))
+ax.axvline(1, color="#555555", linewidth=1)
+ax.set_xlabel("compression ratio (higher is smaller)")
+ax.set_title("Codecs on the same t2m sample", loc="left")
+fig.text(0.01, 0.01, course.hardware(), fontsize=9, color="#555555")
+fig.tight_layout(rect=(0, 0.04, 1, 1))
+
+# %% [markdown]
+# ## 5. Many small files on a parallel filesystem
+#
+# On a laptop a file is cheap. On an HPC parallel filesystem (Lustre, GPFS/Spectrum Scale, BeeGFS)
+# every file is an **inode** managed by a small number of *metadata servers*, shared by every user of
+# the machine. Opening, listing or deleting a file is a request to those servers, so a Zarr store with
+# a million tiny chunks makes `ls` hang, `rm -r` take hours and backups crawl, and it eats your inode
+# quota (often a few million files per project) long before your byte quota. Object stores have the
+# same problem in another form: every object is one HTTP request.
+#
+# Zarr 3's **sharding** is the remedy: many small *inner chunks* are packed into one *shard* object,
+# with an index at its end, so a reader can still fetch one inner chunk with a byte-range read while
+# the filesystem sees one file per shard. We write `t2m` with small time-series chunks, without and
+# with shards, and count.
+
+# %%
+inner = max(1, tile // 4)
+shard = inner * 4
+SMALL_STORE, SHARDED_STORE = WORK / "era5_small_chunks.zarr", WORK / "era5_sharded.zarr"
+small_src = ts[["t2m"]].chunk({"time": -1, "latitude": inner, "longitude": inner})
+sharded_src = ts[["t2m"]].chunk({"time": -1, "latitude": shard, "longitude": shard})
+for ds_ in (small_src, sharded_src):
+    for variable in ds_.variables.values():
+        variable.encoding.pop("chunks", None)
+        variable.encoding.pop("preferred_chunks", None)
+small_src.to_zarr(SMALL_STORE, mode="w", consolidated=True)
+sharded_src.to_zarr(SHARDED_STORE, mode="w", consolidated=True,
+                    encoding={"t2m": {"chunks": (n_layout, inner, inner), "shards": (n_layout, shard, shard)}})
+small, sharded = xr.open_zarr(SMALL_STORE), xr.open_zarr(SHARDED_STORE)
+for label, source in [("Zarr, small chunks", small), ("Zarr, small chunks in shards", sharded)]:
+    row, series, field = measure_reads(label, source.t2m)
+    reads[label] = row | {"series": series, "map": field}
+
+# %%
+#| label: object-counts
+def t2m_files(store):
+    return files_in(store / "t2m")
+
+
+counts = pd.DataFrame(
+    [
+        ("NetCDF files (all variables)", "one file per month", len(FILES), np.nan),
+        ("Zarr, map chunks", f"{map_steps} × {n_lat} × {n_lon}", t2m_files(MAP_STORE), reads["Zarr, map chunks"]["point ms"]),
+        ("Zarr, time-series chunks", f"{n_layout} × {tile} × {tile}", t2m_files(TS_STORE), reads["Zarr, time-series chunks"]["point ms"]),
+        ("Zarr, small chunks", f"{n_layout} × {inner} × {inner}", t2m_files(SMALL_STORE), reads["Zarr, small chunks"]["point ms"]),
+        ("Zarr, small chunks in shards", f"shards {n_layout} × {shard} × {shard}", t2m_files(SHARDED_STORE),
+         reads["Zarr, small chunks in shards"]["point ms"]),
+    ],
+    columns=["layout", "chunk shape", "files for t2m", "point ms"],
+).set_index("layout")
+print(counts.to_string(float_format=lambda x: f"{x:8.1f}", na_rep="       -"))
+era5_hours, era5_cells = 85 * 8766, 721 * 1440  # hourly ERA5 1940–2025 on its 0.25° grid
+print(f"\nFor one variable of the full hourly ERA5 ({era5_hours:,} maps of {era5_cells:,} cells):")
+print(f"  one chunk per hourly map: {era5_hours:,} files; "
+      f"time-series chunks of 10 × 10 cells: {era5_cells // 100:,} files; in shards of 40 × 40: {era5_cells // 1600:,}.")
+print(course.hardware())
+
+# %% [markdown]
+# The small chunks read the point series with the least wasted decompression, but at the price of
+# many files; the shards keep the same inner chunks and reading speed with a fraction of the files.
+# Rule of thumb for HPC: aim for chunk *objects* of 10–100 MB, and use shards when the chunks you
+# want to read are smaller than that.
+
+# %% [markdown]
+# ## 6. Object stores: the same store in an S3 bucket
+#
+# In the cloud (and increasingly on HPC sites and institutional storage) data live in an **object
+# store**: a flat namespace of keys in a bucket, reached over HTTP with the S3 protocol. There is no
+# file locking and no directory, only `PUT`, `GET` (also of a byte range) and `LIST`, which is exactly
+# what Zarr needs. To try it without an account we start **moto**, a local S3 server, in its own
+# process, bound to `127.0.0.1` on a port the operating system picks (`labs/local_s3.py`).
+# `fsspec`/`s3fs` then reach it exactly as they would reach AWS, MinIO or Ceph: only `endpoint_url`
+# and the (dummy) keys change. The server is stopped when the `with` block ends, whatever happens
+# inside it.
+#
+# At workshop size we send no more than 512 MiB (decoded) of the store: moto keeps every object in
+# memory.
+
+# %%
+S3_MAX_BYTES = 512 * MiB
+n_s3 = int(min(n_time, max(1, S3_MAX_BYTES // max(1, zr.isel(time=0).nbytes))))
+s3_src = zr.isel(time=slice(0, n_s3))
+BUCKET = "course"
+S3_URL = f"s3://{BUCKET}/era5.zarr"
+
+with local_s3.LocalS3() as s3:
+    s3_port, s3_pid = s3.port, s3.process.pid
+    try:  # which address does the server listen on? (psutil may be refused this on some systems)
+        s3_bound = sorted({c.laddr.ip for c in psutil.Process(s3_pid).net_connections("tcp") if c.status == "LISTEN"})
+    except psutil.Error:
+        s3_bound = ["127.0.0.1 (not checked: psutil was refused)"]
+    fs = s3.filesystem()
+    fs.mkdir(BUCKET)
+    start = time.perf_counter()
+    s3_src.to_zarr(S3_URL, storage_options=s3.storage_options, mode="w", consolidated=True)
+    t_s3_write = time.perf_counter() - start
+    s3_objects, s3_bytes = len(fs.find(S3_URL)), fs.du(S3_URL)
+    t_s3_open, s3ds = fastest(lambda: xr.open_zarr(S3_URL, storage_options=s3.storage_options, consolidated=True), 5)
+    t_s3_open_plain, _ = fastest(lambda: xr.open_zarr(S3_URL, storage_options=s3.storage_options, consolidated=False), 5)
+    s3_read = measure_reads("Zarr on S3, map chunks", s3ds.t2m)[0]
+    s3_identical = {name: bool(s3ds[name].equals(s3_src[name])) for name in s3_src.data_vars}
+
+# %%
+#| label: s3-round-trip
+print(f"local S3 server at 127.0.0.1:{s3_port} (process {s3_pid}), listening on {', '.join(s3_bound)}")
+print(f"wrote {S3_URL}: {s3_objects} objects, {s3_bytes / MiB:.1f} MiB, in {t_s3_write:.1f} s")
+print(f"open_zarr consolidated: {1000 * t_s3_open:.0f} ms · metadata per array: {1000 * t_s3_open_plain:.0f} ms")
+print(f"point series {s3_read['point ms']:.0f} ms ({s3_read['point chunks']} GETs) · "
+      f"global map {s3_read['map ms']:.0f} ms ({s3_read['map chunks']} GET)")
+print("read back identical:", ", ".join(f"{k} {v}" for k, v in s3_identical.items()))
+print(course.hardware())
+
+# %% [markdown]
+# The `storage_options` are all that changes between this laptop and the cloud. For AWS you would
+# drop `endpoint_url` and take the keys from the environment or `~/.aws`; never write real keys
+# into a notebook:
+
+# %%
+print({k: ("…" if k in ("key", "secret") else v) for k, v in s3.storage_options.items()})
+
+# %%
+#| label: s3-stopped
+s3_process_gone = not psutil.pid_exists(s3_pid)
+s3_port_closed = not local_s3.port_is_open(s3_port)
+print(f"server process {s3_pid} gone: {s3_process_gone} · port {s3_port} closed: {s3_port_closed}")
+
+# %% [markdown]
+# ## 7. Catalogues: find the data without knowing the paths
+#
+# After this episode the same data exist as NetCDF files, two Zarr stores and an S3 copy. A
+# **catalogue** gives each version a name, says how to open it, and keeps paths and options out of
+# analysis scripts. **Intake 2** ships the readers itself: a *data* description (what the bytes are,
+# e.g. `HDF5` or `Zarr`, and where) plus a *reader* (here `XArrayDatasetReader`, which calls
+# `xr.open_mfdataset`/`open_dataset` with the arguments we give it). The catalogue is a YAML file.
+#
+# (Older catalogues written for Intake 1 with `intake-xarray`, `sources:` and `driver: netcdf`, are
+# still opened by intake 2's legacy loader `intake.open_catalog`, but new catalogues use the format
+# below. `{CATALOG_DIR}` is replaced by the catalogue's own folder, so the catalogue can move with the
+# stores.)
+
+# %%
+#| label: catalog-yaml
+import intake
+from intake.readers import datatypes, readers
+from intake.readers.entry import Catalog
+
+catalog = Catalog(metadata={"description": "ERA5-like data of the course, in two formats"})
+catalog["era5_netcdf"] = readers.XArrayDatasetReader(
+    datatypes.HDF5(url=str(SRC / "era5_*.nc")), **OPEN_NETCDF,
+    metadata={"description": "monthly NetCDF4 files, as downloaded"},
+)
+catalog["era5_zarr"] = readers.XArrayDatasetReader(
+    datatypes.Zarr(url="{CATALOG_DIR}/" + MAP_STORE.name), consolidated=True, chunks={},
+    metadata={"description": "analysis-ready Zarr, map-shaped chunks"},
+)
+CATALOG = WORK / "catalog.yaml"
+catalog.to_yaml_file(str(CATALOG))
+print(CATALOG.read_text())
+
+# %%
+cat = intake.from_yaml_file(str(CATALOG))
+print({name: entry.metadata["description"] for name, entry in cat.entries.items()})
+from_catalog = {name: cat[name].read() for name in ("era5_netcdf", "era5_zarr")}
+catalog_same = bool(from_catalog["era5_netcdf"].t2m.isel(time=slice(0, map_steps))
+                    .equals(from_catalog["era5_zarr"].t2m.isel(time=slice(0, map_steps))))
+print("both entries give the same t2m:", catalog_same)
+
+# %% [markdown]
+# ## 8. Parquet for tabular extracts
+#
+# Station time series are tables, not arrays: a row per time and station. For tables the column store
+# **Parquet** (via `pyarrow`) is the analogue of Zarr: compressed column chunks in *row groups*, which
+# a reader can fetch and decode on several threads at once. The time-series store makes the extract
+# cheap: each station needs one chunk.
+
+# %%
+STATIONS = {  # name: (latitude, longitude)
+    "De Bilt": (52.10, 5.18),
+    "Dhaka": (23.81, 90.41),
+    "Vancouver": (49.25, -123.12),
+    "Nairobi": (-1.29, 36.82),
+    "Tromsø": (69.65, 18.96),
+    "Hobart": (-42.88, 147.33),
+}
+lats = xr.DataArray([p[0] for p in STATIONS.values()], dims="station", coords={"station": list(STATIONS)})
+lons = xr.DataArray([p[1] % 360 for p in STATIONS.values()], dims="station", coords={"station": list(STATIONS)})
+stations = ts.sel(latitude=lats, longitude=lons, method="nearest").compute()
+stations_df = stations.to_dataframe().reset_index()
+stations_df["t2m"] -= 273.15  # °C for the people who read the table
+STATIONS_PARQUET = WORK / "stations.parquet"
+stations_df.to_parquet(STATIONS_PARQUET, engine="pyarrow", compression="zstd", index=False)
+back = pd.read_parquet(STATIONS_PARQUET)
+print(f"{len(back):,} rows, {STATIONS_PARQUET.stat().st_size / 1e3:.0f} kB")
+back.groupby("station")[["t2m"]].agg(["mean", "min", "max"]).round(1)
+
+# %% [markdown]
+# One table of six stations reads in milliseconds. To see the threads at work we extract a bigger
+# table (every grid cell of the globe, thinned if needed to about four million rows), write it in
+# row groups of 100 000 rows, and read it with `use_threads=True` and `False`.
+
+# %%
+import pyarrow.parquet as pq
+
+step = max(1, int(np.ceil(np.sqrt(n_lat * n_lon * n_layout / 4e6))))
+region = ts.isel(latitude=slice(None, None, step), longitude=slice(None, None, step))
+region_df = region.astype("float32").compute().to_dataframe().reset_index()
+REGION_PARQUET = WORK / "grid_points.parquet"
+region_df.to_parquet(REGION_PARQUET, engine="pyarrow", compression="zstd", index=False, row_group_size=100_000)
+t_threads, table = fastest(lambda: pq.read_table(REGION_PARQUET, use_threads=True), 5)
+t_one, table_one = fastest(lambda: pq.read_table(REGION_PARQUET, use_threads=False), 5)
+
+# %%
+#| label: parquet-threads
+meta_pq = pq.ParquetFile(REGION_PARQUET).metadata
+print(f"{meta_pq.num_rows:,} rows × {meta_pq.num_columns} columns in {meta_pq.num_row_groups} row groups, "
+      f"{REGION_PARQUET.stat().st_size / MiB:.1f} MiB")
+print(f"read_table use_threads=False: {1000 * t_one:6.1f} ms")
+print(f"read_table use_threads=True:  {1000 * t_threads:6.1f} ms  (speed-up {t_one / t_threads:.2f}× "
+      f"on {course.usable_cores()} cores)")
+print(course.hardware())
+
+# %% [markdown]
+# Threads help when there is decoding to share out: many row groups and columns, heavy compression,
+# and idle cores. On a laptop with two busy cores, or for a table this compressible (the `time`,
+# `latitude` and `longitude` columns are mostly repeats), the gain can be nothing at all; on a
+# workstation reading gigabytes it approaches the number of cores. `use_threads=True` is the default
+# in `pyarrow` and `pandas.read_parquet`: you rarely need to switch it on, but you should know what it
+# costs you to switch it off (as some batch scripts do to "play nice" on shared nodes).
+
+# %% [markdown]
+# ### Exercise 1: chunks for a catchment
+# The flood modeller needs *daily means over the Rhine catchment* (about 46–52° N, 4–12° E) for the
+# whole record. Which of the two stores reads that faster, and why? Propose a chunk shape that is good
+# for this access *and* still reasonable for global maps. Write it (remember the encoding!) and time it.
+#
+# <details><summary>Solution</summary>
+#
+# The time-series store: the catchment touches one or a few tiles, each holding all time steps, while
+# the map store has to read every chunk. A compromise such as a month of six-hourly steps × 10° × 10°
+# (`{"time": 124, "latitude": 10, "longitude": 10}` on the workshop's 1° grid) reads a catchment
+# series from a chunk or two per month and a global map from a few hundred small chunks. Remember
+# `for v in ds.variables.values(): v.encoding.pop("chunks", None); v.encoding.pop("preferred_chunks", None)`
+# before `ds.chunk(...).to_zarr(...)`, then time `ds.t2m.sel(latitude=slice(52, 46), longitude=slice(4, 12)).mean(["latitude", "longitude"]).compute()`.
+# </details>
+#
+# ### Exercise 2: the price of a compression level
+# Add `BloscCodec(cname="zstd", clevel=1, shuffle="shuffle")` and `clevel=9` to `CODECS` and re-run
+# the codec cells. How do the ratio and the write and read speeds change? Which would you choose for a
+# store written once and read by a hundred jobs?
+#
+# <details><summary>Solution</summary>
+#
+# Higher levels buy a little more ratio for much slower writes; reading speed hardly changes, because
+# zstd decompresses at the same speed whatever the level. For write-once, read-often data a high level
+# is fine; for scratch data that is written every run, use lz4 or a low zstd level. Shuffle matters
+# far more than the level.
+# </details>
+#
+# ### Exercise 3: why consolidate?
+# Compare `open_zarr` with and without consolidated metadata, on disk (section 1) and on S3
+# (section 6). Why is the difference larger on S3? What would it be on a real cloud bucket, where a
+# request takes 20–100 ms?
+#
+# <details><summary>Solution</summary>
+#
+# Without consolidation the reader asks for the `zarr.json` of every array: one request each. Locally
+# that is a cheap file read; over HTTP every request pays a round trip. With a dozen arrays and 50 ms
+# per request that is more than half a second per open, for every worker that opens the store.
+# Consolidated metadata makes it one request.
+# </details>
+#
+# ### Exercise 4: a third catalogue entry
+# Add the time-series store to the catalogue as `era5_timeseries`, write the YAML again and open the
+# entry through `intake.from_yaml_file`. Then read only the De Bilt rows of `stations.parquet` with
+# `pd.read_parquet(STATIONS_PARQUET, filters=[("station", "==", "De Bilt")], columns=["time", "t2m"])`.
+#
+# <details><summary>Solution</summary>
+#
+# ```python
+# catalog["era5_timeseries"] = readers.XArrayDatasetReader(
+#     datatypes.Zarr(url="{CATALOG_DIR}/" + TS_STORE.name), consolidated=True, chunks={},
+#     metadata={"description": "Zarr, time-series chunks: point and catchment extraction"})
+# catalog.to_yaml_file(str(CATALOG))
+# intake.from_yaml_file(str(CATALOG))["era5_timeseries"].read()
+# ```
+# The Parquet filter is applied per row group using the statistics stored in the file, so a reader
+# skips row groups that cannot match, and `columns=` reads only the columns it needs.
+# </details>
+#
+# ## Key points
+# - NetCDF/HDF5 is one file with its own internal structure and a library lock; Zarr is a folder or
+#   bucket of independent chunk objects that many readers and writers can use at once.
+# - `to_zarr(..., consolidated=True)` is a one-time cost; `open_zarr` then takes milliseconds.
+# - Chunk for the way you read: map-shaped for maps, time-series-shaped for points; keep two copies
+#   if you need both.
+# - Before rechunking a dataset opened from Zarr, drop `encoding["chunks"]` (and `preferred_chunks`).
+# - Shuffle + a fast compressor (Blosc lz4/zstd) is a good default; packing to int16 halves the data at
+#   a known precision.
+# - Millions of small files hurt parallel filesystems and object stores alike: use shards.
+# - An object store is reached with `storage_options`; the code does not change.
+# - Catalogues name the data and hide the paths; Parquet is the Zarr of tables.
+
+# %% [markdown]
+# ## Checks
+# Run by `pytest labs/09_zarr.py`; the slides never show this cell.
+
+# %% tags=["checks"]
+def test_zarr_and_netcdf_give_identical_numbers():
+    assert all(identical.values()), identical
+    assert mean_netcdf == mean_zarr
+
+
+def test_every_layout_reads_the_same_values():
+    reference = reads["NetCDF files"]
+    for label, row in reads.items():
+        np.testing.assert_array_equal(row["series"], reference["series"], err_msg=label)
+        np.testing.assert_array_equal(row["map"], reference["map"], err_msg=label)
+
+
+def test_rechunk_error_is_the_encoding_one():
+    assert isinstance(rechunk_error, ValueError)
+    assert "encoding['chunks']" in str(rechunk_error)
+
+
+def test_layouts_read_fewer_chunks_for_their_access():
+    maps, series = layout_table.loc["Zarr, map chunks"], layout_table.loc["Zarr, time-series chunks"]
+    assert maps["map chunks"] == 1 and series["point chunks"] == 1
+    assert maps["point chunks"] >= 1 and series["map chunks"] >= 1
+
+
+def test_lossless_codecs_are_exact_and_packing_is_within_half_a_step():
+    for name, error in codec_errors.items():
+        if "packed" in name:
+            assert error <= 0.5 * float(PACKED["scale_factor"]) + 1e-4, (name, error)
+        else:
+            assert error == 0, (name, error)
+
+
+def test_shards_make_fewer_files():
+    assert t2m_files(SHARDED_STORE) < t2m_files(SMALL_STORE)
+
+
+def test_s3_round_trip_identical():
+    assert all(s3_identical.values()), s3_identical
+
+
+def test_s3_server_bound_locally_and_stopped():
+    assert all(ip.startswith("127.0.0.1") for ip in s3_bound), s3_bound
+    assert s3_process_gone and s3_port_closed
+    assert not any(p.pid == s3_pid for p in psutil.Process().children(recursive=True))
+
+
+def test_catalog_opens_both_versions():
+    assert set(cat.entries) == {"era5_netcdf", "era5_zarr"}
+    assert catalog_same
+
+
+def test_parquet_round_trips():
+    pd.testing.assert_frame_equal(back, stations_df, check_dtype=False)
+    assert table.equals(table_one) and table.num_rows == len(region_df)
+
+
+def test_nothing_written_outside_build():
+    for folder in (course.ROOT / "labs", course.DATA):
+        assert not list(folder.rglob("*.zarr")) and not list(folder.rglob("*.parquet"))
+
+
+course.run_checks(globals())
