@@ -42,6 +42,21 @@ def lab_paths(prefixes: list[str] | tuple[str, ...] = ()) -> list[Path]:
     return labs
 
 
+# Quarto treats any HTML or JavaScript output in an embedded notebook as a "widget" and adds
+# require.js and jQuery from a CDN to the deck, which then cannot be presented offline. The built
+# notebooks therefore keep the plain-text (and image) form of rich outputs such as DataFrames.
+ONLINE_ONLY = ("text/html", "application/javascript")
+
+
+def _offline_outputs(nb: nbformat.NotebookNode) -> None:
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if any(k in data for k in ONLINE_ONLY) and set(data) - set(ONLINE_ONLY):
+                for key in ONLINE_ONLY:
+                    data.pop(key, None)
+
+
 def _write_atomically(nb: nbformat.NotebookNode, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(target.name + ".tmp")
@@ -84,6 +99,7 @@ class LabKernel:
             _write_atomically(self.nb, BUILD / (self.lab.stem + ".failed.ipynb"))
             raise
         client.set_widgets_metadata()
+        _offline_outputs(self.nb)
         _write_atomically(self.nb, self.notebook_path)
         (BUILD / (self.lab.stem + ".failed.ipynb")).unlink(missing_ok=True)
 
