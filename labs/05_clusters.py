@@ -1,0 +1,618 @@
+# %% [markdown]
+# # 05 · Clusters: the same code on more machines
+#
+# **Teaching:** 40 min · **Exercises:** 25 min
+#
+# ## Objectives
+# - Start a Dask **scheduler** and **workers** as separate processes with the `dask` command line,
+#   connect to them by address, and stop everything cleanly.
+# - Reach a dashboard on a remote machine through an **SSH tunnel**.
+# - Let **dask-jobqueue** write SLURM and PBS job scripts, and explain **adaptive** scaling.
+# - Run a lab as a **batch job** with the scheduler-file pattern; know where **pixi** fits.
+# - Compare the same computation with **MPI** (`mpi4py` under `mpiexec`) and with Dask.
+# - Point the same `Client(address)` at a cluster in the **cloud**.
+#
+# ## Why?
+# In episode 04 `LocalCluster` started the scheduler and the workers for us, inside the notebook's
+# own process tree. On an HPC system or in the cloud they run on *other machines*: the scheduler
+# on one node, workers on many, the client (your notebook or script) somewhere else again. They
+# find each other by network address and talk over TCP. Nothing else changes: the same
+# `client.submit`, the same Dask arrays, the same Xarray code.
+#
+# This lab builds exactly that, on one machine: every piece is a separate process started from the
+# command line, listening on `127.0.0.1` only. Swap `127.0.0.1` for the nodes' addresses and you
+# have a real cluster. Then we look at how batch systems start those processes for you, and at MPI,
+# the other way to run one program on many nodes.
+
+# %%
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import graphviz
+import matplotlib.pyplot as plt
+import psutil
+from dask.distributed import Client
+from IPython.display import Image
+
+import cluster_tools
+import course
+import mpi_pi
+import pi_tasks
+
+OUT = course.BUILD / "05_clusters"  # everything this lab writes
+OUT.mkdir(parents=True, exist_ok=True)
+SCALE = {"small": 1, "workshop": 4, "large": 16}.get(course.size(), 16)
+
+# %%
+#| label: hardware
+print(course.hardware())
+print(f"COURSE_SIZE={course.size()} (scale ×{SCALE})")
+
+# %% [markdown]
+# ## 1. A cluster from the command line
+#
+# A Dask cluster is three kinds of process:
+#
+# - the **scheduler** keeps the task graph and decides which worker runs what; it also serves the
+#   dashboard;
+# - **workers** run tasks and hold results; each is watched by a *nanny* process that restarts it
+#   if it dies (episode 04's `KilledWorker`);
+# - the **client** (your notebook) sends graphs and receives results.
+#
+# On a cluster you would type these commands on different machines:
+#
+# ```bash
+# dask scheduler --scheduler-file ~/scheduler.json      # on one node
+# dask worker --scheduler-file ~/scheduler.json         # on every other node
+# ```
+#
+# The **scheduler file** is a small JSON file with the scheduler's address. On a shared file
+# system every worker can read it, so nobody has to type addresses. Here we start the same
+# commands as background processes, bound to `127.0.0.1` and on ports the operating system picks
+# (`--port 0`), so the lab never clashes with anything else running. `cluster_tools.CommandLineCluster`
+# runs them and waits until the workers have connected:
+
+# %%
+#| label: cli-commands
+start = time.perf_counter()
+cli = cluster_tools.CommandLineCluster(n_workers=2, threads_per_worker=1, memory_limit="1GiB", workdir=OUT / "cli")
+cli_start_s = time.perf_counter() - start
+print("\n".join(cli.commands))
+print(f"\nscheduler and 2 workers up in {cli_start_s:.1f} s · scheduler file: {cli.scheduler_file.relative_to(course.ROOT)}")
+print(course.hardware())
+
+# %% [markdown]
+# The scheduler file holds what a client needs to connect:
+
+# %%
+#| label: scheduler-file
+scheduler_info = json.loads(cli.scheduler_file.read_text())
+print(json.dumps({k: scheduler_info[k] for k in ("type", "address", "services")}, indent=2))
+
+# %% [markdown]
+# Connect by address, as you would from a login node or a laptop. `Client(scheduler_file=...)`
+# does the same from the file.
+
+# %%
+#| label: client-connect
+client = Client(cli.address)
+workers = client.scheduler_info(n_workers=-1)["workers"]
+worker_pids = client.run(os.getpid)  # runs os.getpid on every worker: {address: pid}
+print(f"client connected to {client.scheduler.address}")
+for address, w in sorted(workers.items()):
+    print(f"  worker {w['name']}: {address}, {w['nthreads']} thread, memory limit {w['memory_limit'] / 2**30:.1f} GiB, pid {worker_pids[address]}")
+print(f"dashboard: {cli.dashboard_link}")
+
+# %% [markdown]
+# ### Every process, and what it listens on
+#
+# `psutil` lists the processes the two `dask` commands started and the sockets they listen on. A
+# worker command starts a nanny, which starts the worker proper; each listens for other Dask
+# processes, and each dashboard listens for browsers. All on `127.0.0.1`: nothing is reachable
+# from another machine.
+
+# %%
+#| label: cli-listening
+def role(pid):
+    cmd = " ".join(psutil.Process(pid).cmdline())
+    if " scheduler" in cmd:
+        return "scheduler"
+    if " worker" in cmd:
+        return "nanny (dask worker)"
+    return "worker" if "spawn" in cmd else "helper"
+
+
+cli_pids = cli.pids()
+cli_listening = cli.listening()
+print(f"{len(cli_pids)} processes; listening sockets:")
+for pid, ip, port in cli_listening:
+    print(f"  pid {pid:>7}  {role(pid):<20} {ip}:{port}")
+
+# %%
+#| label: fig-cluster-diagram
+#| fig-cap: "The cluster started from the command line: scheduler, two workers and the client, each a separate process talking TCP on 127.0.0.1 (addresses as measured in this run)."
+#| fig-alt: "Diagram: the client box on the left connects to the scheduler box in the middle, which connects to two worker boxes on the right; the workers are also joined to each other for data transfers; a browser box connects to the scheduler's dashboard. Each box shows its address."
+OKABE_LIGHT = {"client": "#CDE4F5", "scheduler": "#F9E1B3", "worker": "#C4E8DC", "browser": "#EEEEEE"}
+g = graphviz.Digraph(graph_attr={"rankdir": "LR", "fontname": "Helvetica", "nodesep": "0.4", "ranksep": "1.1", "dpi": "130"},
+                     node_attr={"shape": "box", "style": "rounded,filled", "fontname": "Helvetica", "fontsize": "13"},
+                     edge_attr={"fontname": "Helvetica", "fontsize": "11"})
+g.node("client", f"client\n(this notebook)\npid {os.getpid()}", fillcolor=OKABE_LIGHT["client"])
+g.node("browser", "browser\n(or SSH tunnel)", fillcolor=OKABE_LIGHT["browser"])
+g.node("scheduler", f"dask scheduler\n{cli.address}\ndashboard :{scheduler_info['services']['dashboard']}",
+       fillcolor=OKABE_LIGHT["scheduler"])
+for k, (address, w) in enumerate(sorted(workers.items())):  # node ids without ":" (Graphviz reads it as a port)
+    g.node(f"worker{k}", f"dask worker {w['name']}\n{address}\npid {worker_pids[address]} · {w['nthreads']} thread · "
+           f"{w['memory_limit'] / 2**30:.0f} GiB", fillcolor=OKABE_LIGHT["worker"])
+    g.edge("scheduler", f"worker{k}", label="tasks", dir="both")
+g.edge("client", "scheduler", label="graphs, results", dir="both")
+g.edge("browser", "scheduler", label="http", style="dashed")
+g.edge("worker0", "worker1", label="data", dir="both", style="dotted", constraint="false")
+g.render(OUT / "cluster", format="png", cleanup=True)
+Image(filename=OUT / "cluster.png", width=900)
+
+# %% [markdown]
+# ## 2. The same code, now on separate processes
+#
+# Submit work exactly as in episode 04. One thing is new: the workers are not children of the
+# notebook, so they cannot see functions defined in it by name. They import `pi_tasks` because the
+# cluster was started with `labs/` on their `PYTHONPATH`. On a real cluster, install your code in
+# the environment the workers use (`pip install -e .`), or put it on a shared file system on their
+# `PYTHONPATH`; `client.upload_file("module.py")` is the quick fix for a single file.
+
+# %%
+#| label: dask-pi
+N_PI = 1_000_000_000 * SCALE
+dask_runs = {}
+for parts in (1, 2):
+    starts, stops = zip(*pi_tasks.slices(N_PI, parts))
+    t0 = time.perf_counter()
+    futures = client.map(pi_tasks.pi_slice_numpy, starts, stops, n=N_PI)
+    dask_runs[parts] = (sum(client.gather(futures)), time.perf_counter() - t0)
+    del futures
+for parts, (pi, seconds) in dask_runs.items():
+    print(f"Dask, {parts} worker(s): π = {pi:.12f} (error {abs(pi - math.pi):.1e}) in {seconds:.2f} s")
+print(f"{N_PI:,} terms · {course.hardware()}")
+
+# %% [markdown]
+# ## 3. The dashboard of a remote cluster: an SSH tunnel
+#
+# The scheduler's dashboard listens on `127.0.0.1` of the machine it runs on. On an HPC system that
+# is a login or compute node you cannot reach with a browser. An SSH **tunnel** forwards a port on
+# your laptop to that address, through the SSH connection you already have:
+#
+# ```bash
+# # scheduler on the login node, dashboard on its port 8787:
+# ssh -L 8787:localhost:8787 login-node
+# # scheduler in a batch job on node c042 (-J jumps through the login node):
+# ssh -L 8787:localhost:8787 -J login-node c042
+# ```
+#
+# then open <http://localhost:8787/status> on the laptop. Nothing is exposed to the network; the
+# traffic is encrypted. Replace 8787 by the port the scheduler printed (ours is below). Many
+# centres also run JupyterHub with `dask-labextension`, which proxies the dashboard for you.
+
+# %%
+#| label: ssh-tunnel
+dash_port = scheduler_info["services"]["dashboard"]
+print(f"this cluster's dashboard: {cli.dashboard_link}")
+print(f"from a laptop, if this were a remote node:  ssh -L 8787:localhost:{dash_port} <this-host>")
+
+# %% [markdown]
+# ## 4. MPI: the other way to run one program on many nodes
+#
+# MPI starts **N copies of the same program** (*ranks*) at once, on one or many nodes; each asks
+# for its rank and does its share; they exchange data with explicit messages (`send`, `reduce`,
+# `gather`). `labs/mpi_pi.py` sums the same π slices as Dask did: rank *r* takes slice *r*, and
+# rank 0 gathers the parts. We run it under `mpiexec` with one and with two ranks.
+#
+# The course's environment brings MPICH (`pip install mpich mpi4py`, or conda-forge). On a cluster,
+# use the site's MPI instead (`module load`), built for its network. (Open MPI from PyPI refuses to
+# run as root and needs `--oversubscribe` when there are more ranks than cores.)
+
+# %%
+def find_mpiexec():
+    """The mpiexec next to this Python (the course's MPICH) or on PATH; None when there is none."""
+    local = shutil.which("mpiexec", path=os.path.dirname(sys.executable))
+    return local or shutil.which("mpiexec")
+
+
+def mpiexec_args(mpiexec):
+    """Extra flags for Open MPI: allow root (containers, CI) and more ranks than cores."""
+    try:
+        version = subprocess.run([mpiexec, "--version"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    if "Open MPI" not in version and "OpenRTE" not in version:
+        return []
+    return ["--oversubscribe"] + (["--allow-run-as-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else [])
+
+
+def run_mpi(ranks, n, timeout=120):
+    """Run labs/mpi_pi.py under mpiexec; returns its numbers plus the wall time including start-up."""
+    cmd = [MPIEXEC, *mpiexec_args(MPIEXEC), "-n", str(ranks), sys.executable, str(course.ROOT / "labs" / "mpi_pi.py"), str(n)]
+    t0 = time.perf_counter()
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    wall = time.perf_counter() - t0
+    if done.returncode != 0:
+        raise RuntimeError(f"mpiexec failed ({done.returncode}): {done.stderr.strip()[-500:]}")
+    return {**mpi_pi.parse(done.stdout), "wall": wall}
+
+
+MPIEXEC = find_mpiexec()
+mpi_runs = {}
+if MPIEXEC is None:
+    print("No mpiexec found: install MPICH (`pip install mpich` or conda-forge `mpich`) or `module load` your MPI. MPI part skipped.")
+else:
+    for ranks in (1, 2):
+        try:
+            mpi_runs[ranks] = run_mpi(ranks, N_PI)
+        except (RuntimeError, subprocess.TimeoutExpired) as err:
+            print(f"MPI with {ranks} ranks did not run: {err}")
+            break
+
+# %%
+#| label: mpi-vs-dask
+print(f"π with {N_PI:,} terms, mpiexec = {MPIEXEC}")
+print(f"{'':<18} {'π':>18} {'compute s':>10} {'wall s':>8}")
+for ranks, r in mpi_runs.items():
+    print(f"{f'MPI, {ranks} rank(s)':<18} {r['pi']:>18.15f} {r['seconds']:>10.2f} {r['wall']:>8.2f}")
+for parts, (pi, seconds) in dask_runs.items():
+    print(f"{f'Dask, {parts} worker(s)':<18} {pi:>18.15f} {seconds:>10.2f} {seconds:>8.2f}")
+print(f"(Dask wall time excludes the cluster start-up of {cli_start_s:.1f} s, paid once for many computations)")
+print(course.hardware())
+
+# %%
+#| label: fig-mpi-vs-dask
+#| fig-cap: "π by the midpoint rule with MPI (mpiexec) and with the command-line Dask cluster, for one and two processes, measured here. MPI's wall time includes starting the processes; Dask's cluster was already running."
+#| fig-alt: "Grouped bar chart of seconds for MPI with 1 and 2 ranks and Dask with 1 and 2 workers; for MPI two bars per group, compute time and wall time including start-up; for Dask one bar."
+fig, ax = plt.subplots(figsize=(10, 5))
+labels, compute, wall = [], [], []
+for ranks, r in mpi_runs.items():
+    labels.append(f"MPI\n{ranks} rank{'s' if ranks > 1 else ''}")
+    compute.append(r["seconds"])
+    wall.append(r["wall"])
+for parts, (_, seconds) in dask_runs.items():
+    labels.append(f"Dask\n{parts} worker{'s' if parts > 1 else ''}")
+    compute.append(seconds)
+    wall.append(seconds)
+xs = range(len(labels))
+b1 = ax.bar([x - 0.2 for x in xs], compute, width=0.4, label="compute")
+b2 = ax.bar([x + 0.2 for x in xs], wall, width=0.4, label="wall, incl. start-up")
+ax.bar_label(b1, fmt="%.2f", fontsize=11)
+ax.bar_label(b2, fmt="%.2f", fontsize=11)
+ax.set_xticks(list(xs), labels)
+ax.set_ylabel("seconds")
+ax.set_title(f"π with {N_PI:,} terms")
+ax.legend()
+fig.suptitle(course.hardware(), fontsize=10)
+fig.tight_layout()
+
+# %% [markdown]
+# Same slices, same arithmetic, the same π to the last digit. (On a machine shared with other
+# users the timings jump around; the point is the start-up cost and the programming model.) The
+# difference is the programming model:
+#
+# | | MPI | Dask |
+# |---|---|---|
+# | start | `mpiexec -n N` starts N copies at once | scheduler + workers, started once, used by many computations |
+# | who does what | you: `if rank == 0`, slices, messages | the scheduler, from the task graph |
+# | data exchange | explicit `send`/`reduce`/`gather`, very fast on HPC networks | automatic, through the workers |
+# | a process dies | the whole job stops | the task is rerun elsewhere |
+# | interactive | no (a batch program) | yes (notebook, dashboard) |
+# | best for | tightly coupled simulations, halo exchanges, existing MPI codes | many independent tasks, arrays and tables bigger than memory, analysis |
+#
+# Dask can also run *inside* an MPI job (`dask-mpi`), when MPI is the only way your site starts
+# processes on many nodes.
+
+# %% [markdown]
+# ## 5. Stop everything, and prove it
+#
+# A forgotten worker keeps its memory, its cores and, on a cluster, your allocation. `client.shutdown()`
+# asks the scheduler to close the workers and itself; `cluster_tools` then waits for every process,
+# and terminates (or kills) any that does not exit. Afterwards no process of the cluster may be
+# alive and none of its ports may accept connections.
+
+# %%
+#| label: cli-stopped
+ports = sorted({port for _, _, port in cli_listening})
+stopped = cli.close(client)
+client.close()
+still_alive = [pid for pid in cli_pids if psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
+closed = cluster_tools.ports_closed(ports)
+print("stopped:", {how: len(pids) for how, pids in stopped["stopped_by"].items()})
+print(f"processes still alive: {still_alive or 'none'} · {len(ports)} ports all closed: {closed}")
+
+# %% [markdown]
+# On an HPC system the batch system does this for you when the job ends (`scancel` ends it early),
+# but a tidy script still shuts its cluster down so that the last results are written first.
+
+# %% [markdown]
+# ## 6. HPC: let the batch system start the workers (dask-jobqueue)
+#
+# On SLURM or PBS you do not start workers by hand: you **submit jobs**, and each job starts
+# workers that connect to your scheduler. `dask-jobqueue` writes those job scripts and submits
+# them. You describe **one job**: cores, memory, walltime, queue (partition) and account; `processes`
+# splits the job into that many worker processes. `job_script()` shows the script it would submit;
+# nothing is submitted here (this machine has no `sbatch`).
+
+# %%
+#| label: slurm-script
+RESOURCES = dict(cores=8, processes=2, memory="16GiB", walltime="01:30:00", queue="short", account="proj123")
+slurm_script = cluster_tools.job_script("slurm", **RESOURCES, job_script_prologue=["module load python", "source .venv/bin/activate"])
+print(slurm_script)
+
+# %%
+#| label: pbs-script
+pbs_script = cluster_tools.job_script("pbs", **RESOURCES)
+print(pbs_script)
+
+# %%
+#| label: script-checks
+EXPECTED = {
+    "SLURM": (slurm_script, ["#SBATCH --cpus-per-task=8", "#SBATCH --mem=16G", "#SBATCH -t 01:30:00",
+                             "#SBATCH -p short", "#SBATCH -A proj123", "--nworkers 2", "--nthreads 4"]),
+    "PBS": (pbs_script, ["#PBS -l select=1:ncpus=8:mem=16GB", "#PBS -l walltime=01:30:00", "#PBS -q short",
+                         "#PBS -A proj123", "--nworkers 2", "--nthreads 4"]),
+}
+script_missing = {}
+for system, (script, lines) in EXPECTED.items():
+    script_missing[system] = [line for line in lines if line not in script]
+    print(f"{system}: {len(lines) - len(script_missing[system])}/{len(lines)} requested resources found"
+          + (f"; missing {script_missing[system]}" if script_missing[system] else ""))
+
+# %% [markdown]
+# Read the worker line: the job runs `dask_worker tcp://127.0.0.1:…`, the address of *this*
+# scheduler. On a real cluster the scheduler runs on the login node (or in a job of its own) and
+# must listen on an address the compute nodes can reach: pass `interface="ib0"` (or the name of the
+# site's fast network) or `scheduler_options={"interface": "ib0"}`. The dashboard can stay on
+# `127.0.0.1` and be reached through a tunnel.
+#
+# ### Adaptive scaling
+#
+# `cluster.scale(jobs=4)` asks for four jobs now. `cluster.adapt(minimum_jobs=0, maximum_jobs=10)`
+# lets the scheduler decide: when tasks pile up it submits more jobs, when workers sit idle it
+# cancels theirs. You pay (in core-hours and queue priority) only for what the computation uses,
+# and a finished notebook gives the nodes back. Jobs wait in the queue, so new workers arrive
+# minutes later: adaptivity suits long, uneven workloads, not a 10-second computation.
+
+# %%
+#| label: adaptive
+from dask_jobqueue import SLURMCluster
+
+with SLURMCluster(**RESOURCES, scheduler_options={"host": "127.0.0.1", "dashboard_address": "127.0.0.1:0"}) as hpc:
+    adaptive = hpc.adapt(minimum_jobs=0, maximum_jobs=10)
+    time.sleep(1.5)  # one adaptive cycle: nothing to do, so nothing is submitted
+    print(f"adaptive: between {adaptive.minimum} and {adaptive.maximum} workers "
+          f"({RESOURCES['processes']} worker processes per job, at most 10 jobs)")
+    print(f"jobs requested now: {len(hpc.worker_spec)} (no tasks waiting)")
+    print(f"the notebook would connect with Client(hpc); dashboard {hpc.dashboard_link}")
+    adaptive_jobs_requested = len(hpc.worker_spec)
+    hpc_ports = {int(hpc.scheduler_address.rsplit(":", 1)[1]), int(hpc.dashboard_link.split(":")[2].split("/")[0])}
+    hpc_listening = [x for x in cluster_tools.listening([os.getpid()]) if x[2] in hpc_ports]
+
+# %% [markdown]
+# ## 7. A lab as a batch job: the scheduler-file pattern
+#
+# For long runs you do not keep a notebook open: you submit a script. `labs/jobs/run_lab.sbatch`
+# runs any lab on a Dask cluster that spans the job's nodes:
+#
+# 1. activate the software (pixi or a venv, below);
+# 2. start `dask scheduler --scheduler-file …` on the job's first node;
+# 3. `srun dask worker --scheduler-file …`: one worker per Slurm task, on every node;
+# 4. run the lab with `DASK_SCHEDULER_ADDRESS` set, so `Client()` connects to that cluster;
+# 5. stop the workers and the scheduler on every exit (a `trap`).
+#
+# ```bash
+# sbatch labs/jobs/run_lab.sbatch labs/07_xarray_dask.py
+# COURSE_SIZE=large sbatch labs/jobs/run_lab.sbatch labs/07_xarray_dask.py
+# squeue --me          # is it running?
+# ```
+
+# %%
+#| label: sbatch-template
+template = course.ROOT / "labs" / "jobs" / "run_lab.sbatch"
+lines = template.read_text().splitlines()
+print("\n".join(line for line in lines if line.startswith("#SBATCH")))
+for k, line in enumerate(lines):  # the three commands that matter, with their continuation lines
+    if line.lstrip().startswith(("dask scheduler", '"${LAUNCH[@]}" dask worker', 'python "$LAB"')):
+        print("...")
+        print(line)
+        while lines[k].endswith("\\"):
+            k += 1
+            print(lines[k])
+
+# %% [markdown]
+# Without Slurm the template runs every step on this machine. Here it runs a tiny "lab" (in
+# `cluster_tools.py`) that connects with `Client()` and computes π, then must leave nothing behind.
+
+# %%
+#| label: sbatch-local-run
+job_dir = OUT / "job"
+bash = shutil.which("bash")
+job_output, job_leftovers = "", []
+if bash is None:
+    print("No bash here (Windows without Git Bash or WSL): the batch template was not tried.")
+else:
+    env = dict(os.environ, COURSE_RUN_DIR=str(job_dir), VIRTUAL_ENV=sys.prefix,
+               PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
+    t0 = time.perf_counter()
+    try:
+        done = subprocess.run([bash, str(template), "labs/cluster_tools.py", "hello"], cwd=course.ROOT, env=env,
+                              capture_output=True, text=True, timeout=180)
+        job_output = done.stdout + (f"[exit status {done.returncode}] {done.stderr[-800:]}" if done.returncode else "")
+    except subprocess.TimeoutExpired as err:
+        job_output = f"the job did not finish in {err.timeout} s"
+    job_s = time.perf_counter() - t0
+    job_leftovers = [p.pid for p in psutil.process_iter(["cmdline"]) if str(job_dir) in " ".join(p.info["cmdline"] or [])]
+    print(job_output.strip())
+    print(f"\nwhole job: {job_s:.1f} s; processes left behind: {job_leftovers or 'none'}")
+
+# %% [markdown]
+# ### Where pixi fits on a cluster
+#
+# The course's environment is described by `pixi.toml` and pinned by `pixi.lock`: the same
+# packages on your laptop and on the cluster.
+#
+# - On the **login node** (it has internet): `pixi install`. The environment lands in `.pixi/` inside
+#   the project, on the shared file system, so every compute node sees it.
+# - In the **job**: `pixi run python labs/…` runs one command in that environment, or
+#   `eval "$(pixi shell-hook)"` activates it once for the whole script (what the template does).
+#   No network needed.
+# - Keep the project on a file system the nodes share (home or project space), not on node-local
+#   `/tmp`. MPI and GPU drivers usually come from the site (`module load`); the environment only
+#   needs to match them.
+#
+# ## 8. The cloud: the same client, another address
+#
+# Managed services (Coiled, Saturn Cloud, Nebari/QHub, Kubernetes with `dask-kubernetes`, or
+# `dask-cloudprovider` for AWS, GCP and Azure) start the scheduler and workers on cloud machines
+# for you and return an address or a cluster object. The analysis code does not change:
+#
+# ```python
+# client = Client("tls://scheduler.example.org:8786")   # or Client(cluster)
+# ds = xr.open_zarr("s3://bucket/era5.zarr")             # read data where it lives (episode 08)
+# ```
+#
+# Put the data next to the workers (object storage in the same region), use TLS, and shut the
+# cluster down when you are done: idle cloud workers cost money by the hour.
+
+# %% [markdown]
+# ## Exercises
+#
+# ### Exercise 1: one more worker, by hand
+# Start the command-line cluster again (`cli = cluster_tools.CommandLineCluster(...)`), then in a
+# **terminal** add a third worker with the `dask` command, using the scheduler file. How does the
+# client see it? Stop it again with Ctrl-C.
+
+# %% [markdown] tags=["solution"]
+# <details><summary>Solution</summary>
+#
+# ```bash
+# dask worker --scheduler-file _build/05_clusters/cli/scheduler.json --host 127.0.0.1 \
+#     --dashboard-address 127.0.0.1:0 --nthreads 1 --memory-limit 1GiB
+# ```
+# `len(client.scheduler_info()["workers"])` becomes 3 and the dashboard shows a third row. Ctrl-C
+# closes the worker gracefully; the scheduler notices and the count goes back to 2. This is how
+# workers on other machines join: all they need is the scheduler's address (or a shared file
+# containing it). Without `labs/` on its `PYTHONPATH`, the new worker fails on `pi_tasks` tasks:
+# try it.
+# </details>
+
+# %% [markdown]
+# ### Exercise 2: your site's job script
+# Write the `SLURMCluster` (or `PBSCluster`) for one full node of your cluster: all its cores,
+# 90 % of its memory, 2 hours, your partition and account, one worker process per 4 cores. Check
+# `job_script()` before you submit anything.
+
+# %% [markdown] tags=["solution"]
+# <details><summary>Solution</summary>
+#
+# For a 48-core node with 192 GB on partition `compute`, account `abc123`:
+# ```python
+# cluster = SLURMCluster(cores=48, processes=12, memory="172GB", walltime="02:00:00",
+#                        queue="compute", account="abc123", interface="ib0",
+#                        local_directory="$TMPDIR", job_script_prologue=["module load python"])
+# print(cluster.job_script())     # --cpus-per-task=48, --mem=161G(iB), -t 02:00:00, -p compute, -A abc123
+# cluster.adapt(minimum_jobs=0, maximum_jobs=4)
+# client = Client(cluster)
+# ```
+# 12 processes × 4 threads: pure-Python work prefers more processes, NumPy work more threads.
+# `local_directory` puts spilled data on the node's local disk, not the shared file system.
+# </details>
+
+# %% [markdown]
+# ### Exercise 3: MPI ranks versus cores
+# Run `mpi_pi.py` with 4 ranks on this 2-core machine (`run_mpi(4, N_PI)`). What happens to the
+# compute time, and why? What would Dask do with 4 workers on 2 cores?
+
+# %% [markdown] tags=["solution"]
+# <details><summary>Solution</summary>
+#
+# It still works (MPICH allows more ranks than cores) but is no faster than 2 ranks, and often a
+# little slower: four processes take turns on two cores, and every rank waits at the barrier for
+# the slowest. Dask behaves the same way: more workers than cores adds memory and overhead, not
+# speed. Match ranks/workers × threads to the cores you were given (`course.usable_cores()`).
+# </details>
+
+# %% [markdown]
+# ### Exercise 4: the tunnel
+# The batch template printed `ssh -L 8787:localhost:<port> -J <login-node> <node>`. Your job runs on
+# `c042`, the dashboard on port 40123, the login node is `hpc.example.org`. Write the command, and
+# say what you open in the browser.
+
+# %% [markdown] tags=["solution"]
+# <details><summary>Solution</summary>
+#
+# `ssh -L 8787:localhost:40123 -J you@hpc.example.org you@c042`, then <http://localhost:8787/status>.
+# The left port is on your laptop (any free port), the right one on the node. If your site does not
+# allow SSH to compute nodes, run the scheduler on the login node instead and tunnel to that.
+# </details>
+
+# %% [markdown]
+# ## Key points
+# - A Dask cluster is a scheduler, workers and a client: separate processes that find each other by
+#   address (or a scheduler file) and talk TCP. Same code on one machine, a cluster or the cloud.
+# - Start them with `dask scheduler` / `dask worker`; bind what need not be public to `127.0.0.1`,
+#   use free ports, and stop everything when you are done.
+# - Workers need your code and your environment: install it, or share it on their `PYTHONPATH`.
+# - Reach a remote dashboard with `ssh -L 8787:localhost:<port> …`.
+# - On HPC, dask-jobqueue writes and submits job scripts (`job_script()` to check them);
+#   `adapt()` grows and shrinks the number of jobs with the work.
+# - For batch runs: a job script with the scheduler-file pattern; pixi installs on the login node
+#   and runs in the job.
+# - MPI runs N copies of one program with explicit messages: best for tightly coupled codes. Dask
+#   schedules a task graph: best for many tasks and out-of-core analysis.
+
+# %% [markdown]
+# ## Checks
+# Run by `pytest labs/05_clusters.py`; the slides never show this cell.
+
+# %% tags=["checks"]
+def test_cli_cluster_binds_localhost_only():
+    assert len(cli_listening) >= 6  # scheduler (2) + 2 × (nanny + worker) + worker dashboards
+    assert {ip for _, ip, _ in cli_listening} == {"127.0.0.1"}, cli_listening
+    assert cli.address.startswith("tcp://127.0.0.1:") and cli.dashboard_link.startswith("http://127.0.0.1:")
+
+
+def test_cli_cluster_stopped_cleanly():
+    assert still_alive == [] and stopped["left_running"] == []
+    assert closed
+    assert cluster_tools.stray_children() == []
+
+
+def test_dask_and_mpi_agree_on_pi():
+    for pi, _ in dask_runs.values():
+        assert abs(pi - math.pi) < 1e-9
+    for r in mpi_runs.values():
+        assert abs(r["pi"] - math.pi) < 1e-9
+    if 2 in mpi_runs:
+        assert mpi_runs[2]["pi"] == dask_runs[2][0]  # same slices, same additions: identical bits
+
+
+def test_mpi_ran_when_available():
+    if MPIEXEC is not None:
+        assert set(mpi_runs) == {1, 2} and mpi_runs[2]["ranks"] == 2
+
+
+def test_job_scripts_contain_requested_resources():
+    assert script_missing == {"SLURM": [], "PBS": []}, script_missing
+    assert "module load python" in slurm_script
+    assert adaptive_jobs_requested == 0
+    assert {port for _, _, port in hpc_listening} == hpc_ports  # its scheduler and dashboard ...
+    assert {ip for _, ip, _ in hpc_listening} == {"127.0.0.1"}  # ... listen on this machine only
+
+
+def test_batch_template_ran_and_cleaned_up():
+    if bash is None:
+        return
+    assert "2 workers; pi=3.14159" in job_output, job_output
+    assert "cluster stopped" in job_output
+    assert job_leftovers == []
+
+
+course.run_checks(globals())

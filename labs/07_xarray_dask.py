@@ -1,0 +1,621 @@
+# %% [markdown]
+# # 07 · Xarray + Dask: NetCDF, lazy loading and out-of-core analysis
+#
+# **Teaching:** 40 min · **Exercises:** 30 min
+#
+# ## Objectives
+# - Read a NetCDF file's header: dimensions, variables, attributes, and packed `int16` values.
+# - Measure what `open_dataset` and `open_mfdataset` cost, and open many files the cheap way.
+# - Explain lazy loading and chunks; select and plot a slice without reading the whole dataset.
+# - Compute resampled series, seasonal means, a climatology and anomalies.
+# - Reduce the whole dataset with Dask while watching the dashboard, and measure throughput and memory.
+#
+# ## Why this episode?
+# The lab's NAS is full of ERA5 NetCDF files, one per month. The usual script loops over them with
+# `xr.open_dataset(...).load()`, concatenates, and dies with an out-of-memory error once the years add
+# up; or it calls `xr.open_mfdataset("*.nc")` and waits minutes before anything happens. This lab
+# takes the course's ERA5-like dataset apart: what is *in* a NetCDF file, what opening many of them
+# really costs, and how Xarray with Dask computes on data larger than memory, one chunk at a time.
+# Every number is measured as the lab runs, next to the machine that measured it.
+
+# %%
+import os
+import threading
+import time
+import warnings
+
+import dask
+import dask.array
+import matplotlib.pyplot as plt
+import netCDF4
+import numpy as np
+import psutil
+import xarray as xr
+
+import course
+
+DATA_DIR = course.dataset()
+files = sorted(DATA_DIR.glob("era5_*.nc"))
+one_file = files[0]
+disk_bytes = sum(f.stat().st_size for f in files)
+N = course.usable_cores()
+print(f"{len(files)} monthly files, {disk_bytes / 2**20:.0f} MB on disk, in {DATA_DIR}")
+print(course.hardware())
+
+# %% [markdown]
+# ## 1. What is in a NetCDF file?
+#
+# NetCDF (here NetCDF-4, which stores its data in HDF5) is *self-describing*: a header names the
+# **dimensions** (`time`, `latitude`, `longitude` and their lengths), the **variables** (arrays with a
+# type and a list of dimensions) and **attributes** (units, long names, how to decode the values).
+# The classic tool `ncdump -h file.nc` prints the header; the function below prints the same
+# layout (CDL) with the `netCDF4` library, so it works wherever Python does.
+
+# %%
+#| label: ncdump-header
+CDL_TYPES = {"i1": "byte", "i2": "short", "i4": "int", "i8": "int64", "f4": "float", "f8": "double"}
+
+
+def cdl_value(value):
+    """An attribute value written the way ncdump writes it: -32767s (short), 0.5f (float), "text"."""
+    if isinstance(value, str):
+        return f'"{value[:60]}"'
+    suffix = {"i1": "b", "i2": "s", "i8": "LL", "f4": "f"}.get(np.asarray(value).dtype.str[1:], "")
+    return f"{value.item() if hasattr(value, 'item') else value}{suffix}"
+
+
+
+def ncdump_header(path, attributes_of=("t2m",)):
+    """The header of a NetCDF file in CDL, like `ncdump -h` (attributes of `attributes_of` only)."""
+    lines = [f"netcdf {path.stem} {{", "dimensions:"]
+    with netCDF4.Dataset(path) as nc:
+        lines += [f"\t{name} = {len(dim)} ;" for name, dim in nc.dimensions.items()]
+        lines.append("variables:")
+        for name, var in nc.variables.items():
+            kind = CDL_TYPES.get(var.dtype.str[1:], str(var.dtype)) if hasattr(var.dtype, "str") else "string"
+            lines.append(f"\t{kind} {name}({', '.join(var.dimensions)}) ;")
+            if name in attributes_of:
+                lines += [f"\t\t{name}:{a} = {cdl_value(var.getncattr(a))} ;" for a in var.ncattrs()]
+        lines.append("\t// (attributes of the other variables not shown)")
+        lines.append("// global attributes:")
+        for a in ("Conventions", "title", "history"):
+            if a in nc.ncattrs():
+                lines.append(f"\t\t:{a} = {cdl_value(str(nc.getncattr(a)))} ;")
+    lines.append("}")
+    return "\n".join(lines)
+
+
+print(ncdump_header(one_file))
+
+# %% [markdown]
+# Xarray reads the same header and shows it as a `Dataset`. Note what it did **not** do: read the
+# data. The `...` after each variable means "not loaded yet".
+
+# %%
+#| label: xarray-view
+with xr.open_dataset(one_file) as one:
+    print(one)
+
+# %% [markdown]
+# ### Packing: `int16` with `scale_factor` and `add_offset`
+# ERA5 files from the Copernicus data store store most variables as 16-bit integers. Each value
+# `raw` stands for `raw × scale_factor + add_offset`; `_FillValue` marks missing values (the sea
+# surface temperature over land). That halves the file compared with 32-bit floats, at a precision
+# of one `scale_factor` step. Xarray decodes automatically (to `float32`); `mask_and_scale=False`
+# shows the raw integers. Decoding has a cost you should know about: **in memory, the data is twice
+# as big as on disk**.
+
+# %%
+#| label: packing
+with xr.open_dataset(one_file, mask_and_scale=False) as raw_ds, xr.open_dataset(one_file) as dec_ds:
+    where = dict(time=0, latitude=len(raw_ds.latitude) // 2, longitude=slice(0, 4))
+    raw = raw_ds.t2m.isel(where).values
+    scale, offset = float(raw_ds.t2m.attrs["scale_factor"]), float(raw_ds.t2m.attrs["add_offset"])
+    decoded = dec_ds.t2m.isel(where).values
+    by_hand = raw * scale + offset
+    raw_mib, decoded_mib = raw_ds.t2m.nbytes / 2**20, dec_ds.t2m.nbytes / 2**20
+print(f"raw int16 on disk:        {raw}")
+print(f"scale_factor = {scale}, add_offset = {offset}")
+print(f"raw × scale + offset:     {by_hand}")
+print(f"decoded by xarray ({decoded.dtype}): {decoded}")
+print(f"t2m of one month: {raw_mib:.1f} MiB as int16, {decoded_mib:.1f} MiB decoded to {decoded.dtype}; "
+      f"precision {scale:.4f} K")
+
+# %% [markdown]
+# ## 2. A Dask cluster and its dashboard
+#
+# Xarray hands its computations to Dask. We start a `LocalCluster` now, so that the dashboard
+# shows everything that follows: a scheduler and one single-threaded worker **process** per core,
+# on `127.0.0.1` (nobody else on the network can reach it) and on a free port (`:0`). Processes,
+# not threads, because the NetCDF and HDF5 libraries are not thread-safe: in one process they read
+# one thing at a time, and opening files from several threads at once can crash them.
+# Open the link in a browser and keep it open. (On a remote machine, forward the port with `ssh -L`;
+# in JupyterLab, the `dask-labextension` shows the same panels inside the notebook.)
+
+# %%
+#| label: dashboard
+import importlib
+import logging
+
+from dask.distributed import Client, LocalCluster
+
+cluster = LocalCluster(n_workers=N, threads_per_worker=1, processes=True, host="127.0.0.1",
+                       dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR)
+client = Client(cluster)
+client.run(importlib.import_module, "xarray.backends.netCDF4_")  # workers import xarray + netCDF4 now, not while timed
+print(f"Dask dashboard: {client.dashboard_link}")
+print(f"{len(client.scheduler_info()['workers'])} workers × 1 thread · {course.hardware()}")
+
+# %% [markdown]
+# ## 3. The pain: opening many files
+#
+# `xr.open_mfdataset` opens every file, reads every header and the coordinates, checks that the files
+# fit together, and concatenates them along `time`. With its defaults it also compares every
+# variable that has **no** time dimension across files and, with `data_vars="all"`, concatenates it
+# along time anyway: the static land-sea mask `lsm` and orography `z`, identical in every file,
+# become `(time, latitude, longitude)` arrays. Three options switch that work off:
+#
+# - `data_vars="minimal"`: concatenate only the variables that have the `time` dimension;
+# - `coords="minimal"`: the same for coordinates;
+# - `compat="override"`: take the non-concatenated variables from the first file, without comparing.
+#
+# `parallel=True` opens the files in parallel Dask tasks, here in the worker processes. It pays off
+# with hundreds of files, or on a network or parallel file system where each open waits for
+# metadata; with a few local files its own overhead (tasks, sending each opened dataset back) can be
+# larger than what it saves. We time each way (best of three) and choose
+# `chunks` so that one chunk (one variable, a block of time steps) stays at or below about 128 MB.
+
+# %%
+#| label: open-times
+with xr.open_dataset(one_file) as first:
+    step_bytes = first.t2m.dtype.itemsize * first.latitude.size * first.longitude.size * 2  # decoded float32
+    steps_per_file = first.time.size
+time_chunk = int(max(1, min(steps_per_file, 128e6 // step_bytes)))
+CHUNKS = {"time": time_chunk}
+MINIMAL = dict(data_vars="minimal", coords="minimal", compat="override")
+
+
+def best_of(open_it, repeat=3):
+    """Best wall-clock seconds of `repeat` opens (each dataset closed again), and the last dataset."""
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        ds = open_it()
+        best = min(best, time.perf_counter() - start)
+        if _ < repeat - 1:
+            ds.close()
+    return best, ds
+
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", FutureWarning)  # xarray announces that these defaults will change
+    open_times = {}
+    open_times["open_dataset, 1 file"], _one = best_of(lambda: xr.open_dataset(one_file, chunks=CHUNKS))
+    open_times["open_mfdataset, defaults"], ds_default = best_of(lambda: xr.open_mfdataset(files, chunks=CHUNKS))
+    open_times["open_mfdataset, minimal"], ds = best_of(lambda: xr.open_mfdataset(files, chunks=CHUNKS, **MINIMAL))
+    open_times["minimal + parallel=True"], ds_parallel = best_of(
+        lambda: xr.open_mfdataset(files, chunks=CHUNKS, parallel=True, **MINIMAL))
+_one.close()
+print(f"{len(files)} files · chunks {CHUNKS} · best of 3 · {course.hardware()}")
+for how, seconds in open_times.items():
+    print(f"{how:<28} {seconds:7.3f} s")
+
+# %%
+#| label: fig-open-times
+#| fig-cap: "Time to open one monthly file and to open all of them with open_mfdataset: default options, the minimal options, and the minimal options with parallel=True (best of three)."
+#| fig-alt: "Horizontal bar chart of seconds for four ways of opening the dataset, each bar labelled with its time; the hardware that measured them is written under the chart."
+fig, ax = plt.subplots(figsize=(10, 4.5))
+names = list(open_times)[::-1]
+bars = ax.barh(names, [open_times[n] for n in names], color=["#009E73", "#0072B2", "#D55E00", "#999999"])
+ax.bar_label(bars, labels=[f"{open_times[n]:.3f} s" for n in names], padding=4)
+ax.set_xlim(0, 1.3 * max(open_times.values()))
+ax.set_xlabel("seconds to open (shorter is better)")
+ax.set_title(f"Opening {len(files)} monthly NetCDF files", loc="left")
+fig.text(0.01, 0.01, course.hardware(), fontsize=10, color="#555555")
+fig.tight_layout(rect=(0, 0.05, 1, 1))
+plt.show()
+
+# %% [markdown]
+# What did the defaults do to the static land-sea mask?
+
+# %%
+#| label: lsm-broadcast
+for name, d in [("defaults", ds_default), ("minimal", ds)]:
+    print(f"{name:<9} lsm{d.lsm.dims} shape {d.lsm.shape}, {d.lsm.nbytes / 2**20:8.2f} MiB; "
+          f"whole dataset {d.nbytes / 2**20:8.1f} MiB")
+
+# %% [markdown]
+# With the defaults, a 2-D mask turned into a 3-D array with one identical copy per time step, and
+# every later computation that touches the dataset drags those copies along. With the minimal
+# options it stays a single 2-D map. **Open many files with the minimal options** (they are what
+# future xarray versions will use by default, which is why xarray warns about the old defaults).
+
+# %% [markdown]
+# ## 4. Lazy loading and chunks
+#
+# The dataset we opened is **lazy**: each variable is a Dask array, a grid of *chunks*, each chunk a
+# small NumPy array that Dask reads from its file only when a computation needs it. `ds.chunks` lists
+# the chunk sizes along every dimension. One chunk is what one worker holds in memory at a time,
+# which is why chunks must be neither tiny (millions of tasks, all overhead) nor huge (a worker
+# runs out of memory): tens to a few hundred MB each.
+
+# %%
+#| label: chunks
+t2m_chunks = ds.t2m.data.chunks
+chunk_mb = max(ds[v].data.nbytes / ds[v].data.npartitions for v in ds.data_vars if "time" in ds[v].dims) / 1e6
+n_chunks = sum(ds[v].data.npartitions for v in ds.data_vars)
+print("ds.chunks:")
+for dim, sizes in ds.chunks.items():
+    print(f"  {dim:<10} {len(sizes):3d} chunk(s) of {sorted(set(sizes))}")
+print(f"largest chunk {chunk_mb:.1f} MB · {n_chunks} chunks in all · dataset {ds.nbytes / 1e6:.0f} MB decoded "
+      f"({disk_bytes / 1e6:.0f} MB on disk)")
+
+# %%
+#| label: dask-array
+ds.t2m.data
+
+# %% [markdown]
+# Selecting with `.sel` (by label) or `.isel` (by position) is instant: it only writes down *which*
+# part of which chunks you want. Reading happens when you ask for values: `.load()`, `.values`,
+# `.compute()`, or a plot.
+
+# %%
+#| label: lazy-selection
+start = time.perf_counter()
+july = ds.t2m.sel(time=f"{ds.time.dt.year[0].item()}-07", latitude=slice(70, 35), longitude=slice(0, 40))
+select_s = time.perf_counter() - start
+print(f"select July over Europe: {1000 * select_s:.2f} ms, still lazy: {type(july.data).__module__}.{type(july.data).__name__}")
+start = time.perf_counter()
+july_loaded = july.load()
+load_s = time.perf_counter() - start
+print(f"load it:                 {1000 * load_s:.2f} ms for {july_loaded.nbytes / 2**20:.2f} MiB  ·  {course.hardware()}")
+
+# %% [markdown]
+# A plot is a computation too: `.plot()` on one time step reads one small slice of one file.
+
+# %%
+#| label: fig-slice-map
+#| fig-cap: "2 m temperature at the first time step, read from disk only when plotted."
+#| fig-alt: "Global map of 2 metre temperature on a latitude-longitude grid in the cividis colour map: warm (yellow) in the tropics, cold (dark blue) towards the poles and over high mountains."
+start = time.perf_counter()
+fig, ax = plt.subplots(figsize=(10, 5))
+ds.t2m.isel(time=0).plot(ax=ax, cmap="cividis", cbar_kwargs={"label": "t2m [K]"})
+plot_s = time.perf_counter() - start
+ax.set_title("")  # drop xarray's automatic "time = ..." title
+ax.set_title(f"t2m at {str(ds.time.values[0])[:16].replace('T', ' ')} UTC (read and drawn in {plot_s:.2f} s)", loc="left")
+fig.text(0.01, 0.01, course.hardware(), fontsize=10, color="#555555")
+fig.tight_layout(rect=(0, 0.04, 1, 1))
+plt.show()
+
+# %% [markdown]
+# ## 5. Time series: resample, rolling, seasons, climatology, anomalies
+#
+# A regional mean is a small computation on a big dataset: select a box, average over it with weights
+# $\cos(\text{latitude})$ (grid cells shrink towards the poles), and compute. The result, one value per
+# time step, fits in memory easily, so the rest of this section works on it in memory:
+#
+# - `resample(time="1D").mean()` changes the time step (6-hourly to daily; `"1MS"` to monthly);
+# - `rolling(time=30, center=True).mean()` smooths with a moving window;
+# - `groupby("time.month").mean()` gives the **climatology** (the mean of every January, ...), and
+#   subtracting it month by month, `groupby("time.month") - climatology`, gives **anomalies**.
+
+# %%
+#| label: regional-series
+BOX = dict(latitude=slice(70, 35), longitude=slice(0, 40))  # Europe east of Greenwich
+weights = np.cos(np.deg2rad(ds.latitude))
+start = time.perf_counter()
+series = ds.t2m.sel(BOX).weighted(weights).mean(("latitude", "longitude")).compute()
+series_s = time.perf_counter() - start
+daily = series.resample(time="1D").mean()
+monthly = series.resample(time="1MS").mean()
+smooth = daily.rolling(time=30, center=True).mean()
+climatology = series.groupby("time.month").mean()
+anomalies = series.groupby("time.month") - climatology
+print(f"regional mean: {series.size} time steps in {series_s:.2f} s · {course.hardware()}")
+print(f"daily {daily.size} · monthly {monthly.size} · climatology {climatology.size} months · "
+      f"mean anomaly {float(anomalies.mean()):+.1e} K (zero by construction)")
+
+# %%
+#| label: fig-time-series
+#| fig-cap: "Area-weighted 2 m temperature over Europe (35–70° N, 0–40° E): 6-hourly values, daily means, a 30-day rolling mean and monthly means."
+#| fig-alt: "Line chart of temperature in kelvin against time: a thin grey band of 6-hourly values with a daily cycle, a blue daily-mean line, a smooth orange 30-day rolling mean, and green steps for the monthly means, all following the seasonal cycle."
+fig, ax = plt.subplots(figsize=(11, 5))
+series.plot(ax=ax, color="#BBBBBB", linewidth=0.6, label="6-hourly")
+daily.plot(ax=ax, color="#0072B2", linewidth=1.2, label="daily mean (resample)")
+smooth.plot(ax=ax, color="#E69F00", linewidth=3, label="30-day rolling mean")
+monthly.plot.step(ax=ax, where="post", color="#009E73", linewidth=2.5, label="monthly mean (resample 1MS)")
+ax.set_ylabel("t2m [K]")
+ax.set_xlabel("")
+ax.set_title("Europe box, area-weighted", loc="left")
+ax.legend(loc="lower center", ncols=2, fontsize=11)
+fig.text(0.01, 0.01, course.hardware(), fontsize=10, color="#555555")
+fig.tight_layout(rect=(0, 0.04, 1, 1))
+plt.show()
+
+# %% [markdown]
+# The same operations work on whole maps. Seasonal means (`groupby("time.season")`) and the monthly
+# climatology of every grid cell both read all of `t2m`; `dask.compute(a, b)` computes them in one
+# pass over the files instead of two. With them we find the day when Europe was warmest compared
+# with its climatology (a heat wave) and map that day's anomaly.
+
+# %%
+#| label: seasons-and-climatology
+start = time.perf_counter()
+seasons, field_climatology = dask.compute(
+    ds.t2m.groupby("time.season").mean(), ds.t2m.groupby("time.month").mean()
+)
+maps_s = time.perf_counter() - start
+day = str(anomalies.resample(time="1D").mean().idxmax("time").values)[:10]
+heat_anomaly = (ds.t2m.sel(time=day).mean("time") - field_climatology.sel(month=int(day[5:7]))).compute()
+print(f"seasonal means + monthly climatology of every grid cell, one pass: {maps_s:.2f} s · {course.hardware()}")
+print(f"warmest day over the Europe box compared with its climatology: {day}")
+
+# %%
+#| label: fig-seasons
+#| fig-cap: "Mean 2 m temperature of each season (December–February, March–May, June–August, September–November), from one groupby over the whole dataset."
+#| fig-alt: "Four small global maps in the cividis colour map sharing one colour bar: the northern continents are much colder in December to February than in June to August, the southern ones the other way round."
+order = [s for s in ("DJF", "MAM", "JJA", "SON") if s in seasons.season.values]
+grid = seasons.sel(season=order).plot(col="season", col_wrap=2, cmap="cividis", figsize=(12, 6.5),
+                                      cbar_kwargs={"label": "t2m [K]"})
+grid.fig.text(0.01, 0.01, course.hardware(), fontsize=10, color="#555555")
+plt.show()
+
+# %%
+#| label: fig-anomaly-map
+#| fig-cap: "Daily-mean 2 m temperature anomaly (compared with the monthly climatology) on the day Europe was warmest relative to its climatology."
+#| fig-alt: "Global map of temperature anomalies in a red-blue diverging colour map centred on zero, with a black rectangle around the Europe box showing a red (warm) patch inside it."
+fig, ax = plt.subplots(figsize=(10, 5))
+limit = float(np.nanpercentile(np.abs(heat_anomaly.values), 99))
+heat_anomaly.plot(ax=ax, cmap="RdBu_r", vmin=-limit, vmax=limit, cbar_kwargs={"label": "anomaly [K]"})
+ax.plot([0, 40, 40, 0, 0], [35, 35, 70, 70, 35], color="black", linewidth=2)
+ax.set_title("")  # drop xarray's automatic "month = ..." title
+ax.set_title(f"t2m anomaly on {day}", loc="left")
+fig.text(0.01, 0.01, course.hardware(), fontsize=10, color="#555555")
+fig.tight_layout(rect=(0, 0.04, 1, 1))
+plt.show()
+
+# %% [markdown]
+# ## 6. The whole dataset: `.mean("time")` on the cluster
+#
+# Now the computation that kills the naive script: the time mean of every variable at every grid
+# point, over all files. Have the dashboard open: *Task Stream* shows each chunk being read and
+# reduced, *Workers* the memory of each worker.
+
+# %%
+with warnings.catch_warnings():  # warm-up on one file: the workers open HDF5 and decode once before the timing
+    warnings.simplefilter("ignore", RuntimeWarning)
+    ds.isel(time=slice(0, steps_per_file)).mean("time").compute()
+
+# %% [markdown]
+# While it runs, a thread samples the memory (resident set size) of the worker processes with
+# `psutil` every 20 ms. The peak tells you whether this would fit on a smaller machine: it depends
+# on the chunk size and the number of workers, **not** on the size of the dataset.
+
+# %%
+class WorkerMemory:
+    """Peak summed resident memory of the cluster's worker processes, sampled in a thread (psutil)."""
+
+    def __init__(self, client, interval=0.02):
+        self.processes = [psutil.Process(pid) for pid in client.run(os.getpid).values()]
+        self.interval, self.samples = interval, []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        start = time.perf_counter()
+        while not self._stop.is_set():
+            try:
+                total = sum(p.memory_info().rss for p in self.processes)
+            except psutil.Error:  # a worker restarted: skip this sample
+                continue
+            self.samples.append((time.perf_counter() - start, total))
+            self._stop.wait(self.interval)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def peak(self):
+        return max(b for _, b in self.samples)
+
+
+# %%
+#| label: full-mean
+time_vars = [v for v in ds.data_vars if "time" in ds[v].dims]
+decoded_bytes = sum(ds[v].nbytes for v in time_vars)
+with WorkerMemory(client) as memory, warnings.catch_warnings():
+    warnings.simplefilter("ignore", RuntimeWarning)  # sst has no value over land: "mean of empty slice"
+    start = time.perf_counter()
+    time_mean = ds.mean("time").compute()
+    mean_s = time.perf_counter() - start
+baseline = memory.samples[0][1]
+print(f'ds.mean("time").compute() over {len(files)} files, {N} workers · {course.hardware()}')
+print(f"  {mean_s:.2f} s · {disk_bytes / 1e6 / mean_s:.0f} MB/s read from disk · "
+      f"{decoded_bytes / 1e6 / mean_s:.0f} MB/s decoded")
+print(f"  worker memory: peak {memory.peak / 2**20:.0f} MiB (idle {baseline / 2**20:.0f} MiB) for a dataset of "
+      f"{decoded_bytes / 2**20:.0f} MiB decoded; largest chunk {chunk_mb:.0f} MB")
+
+# %%
+#| label: fig-memory
+#| fig-cap: "Memory of the Dask worker processes while computing the time mean of the whole dataset, compared with the size of the decoded dataset."
+#| fig-alt: "Line chart of the summed worker memory in MiB against seconds, rising from the idle level while the chunks are processed; a dashed horizontal line marks the size of the decoded dataset for comparison."
+fig, ax = plt.subplots(figsize=(10, 4.8))
+seconds, used = zip(*memory.samples)
+ax.plot(seconds, np.array(used) / 2**20, color="#0072B2", linewidth=2, label=f"{N} workers (resident memory)")
+ax.axhline(decoded_bytes / 2**20, color="#D55E00", linestyle="--", linewidth=2, label="the whole dataset, decoded")
+ax.set_ylim(0, 1.15 * max(max(used), decoded_bytes) / 2**20)
+ax.set_xlabel("seconds since the computation started")
+ax.set_ylabel("MiB")
+ax.set_title('ds.mean("time").compute()', loc="left")
+ax.legend(loc="center right")
+fig.text(0.01, 0.01, course.hardware(), fontsize=10, color="#555555")
+fig.tight_layout(rect=(0, 0.04, 1, 1))
+plt.show()
+
+# %% [markdown]
+# Is it right? The same mean with plain NumPy, file by file: add up each file's values (as float64)
+# and count them, then divide. One file in memory at a time, no Dask.
+
+# %%
+#| label: numpy-check
+start = time.perf_counter()
+sums, counts = {}, {}
+for f in files:
+    with xr.open_dataset(f) as month:
+        for v in time_vars:
+            values = month[v].values
+            sums[v] = sums.get(v, 0) + np.nansum(values, axis=0, dtype=np.float64)
+            counts[v] = counts.get(v, 0) + np.sum(~np.isnan(values), axis=0)
+with np.errstate(invalid="ignore", divide="ignore"):
+    numpy_mean = {v: sums[v] / np.where(counts[v] > 0, counts[v], np.nan) for v in time_vars}
+numpy_s = time.perf_counter() - start
+worst = max(float(np.nanmax(np.abs(time_mean[v].values - numpy_mean[v]))) for v in time_vars)
+print(f"NumPy, file by file, one process: {numpy_s:.2f} s · Dask, {N} workers: {mean_s:.2f} s · {course.hardware()}")
+print(f"largest difference between the two means: {worst:.1e} (float32 rounding)")
+
+# %%
+client.close()
+cluster.close()
+
+# %% [markdown]
+# On the small dataset each chunk is tiny, so the fixed costs dominate: starting the worker
+# processes, sending every task, and reopening the NetCDF file inside the worker for every chunk
+# (an HDF5 open takes milliseconds; episode 09 compares Zarr, where each chunk is its own small
+# object). The NumPy loop in one process usually wins, and the workers' memory is mostly the
+# libraries they imported.
+#
+# Run the lab with `COURSE_SIZE=workshop` (about a hundred times more data): the workers' memory
+# stays near the same level while the dataset grows (`COURSE_SIZE=large` is bigger than most
+# machines' memory). Whether Dask also beats the NumPy loop depends on how many cores are really
+# free and how fast the disk delivers: on a quiet machine with `N` free cores and a fast disk it
+# approaches `N`× the loop; on a busy laptop it may not win at all. What Dask guarantees is the
+# bounded memory, and that the same code runs unchanged on a cluster (episode 05) or on a Zarr
+# store in object storage (episode 09). That is out-of-core computing: memory set by chunks ×
+# workers, time set by the cores and the disks.
+#
+# ### Exercise 1: read the header
+# From the header in section 1: what are the units of `tp`, how precisely is `t2m` stored, and how
+# much memory would one month of all five time-varying variables take once decoded? Check your answer
+# with `xr.open_dataset(one_file).nbytes`.
+#
+# <details><summary>Solution</summary>
+#
+# `tp` is in metres (`units = 'm'`; ERA5 precipitation is a depth of water). `t2m` is stored in steps of
+# `scale_factor` kelvin (a few thousandths). Decoded, each variable takes
+# `time × latitude × longitude × 4` bytes (float32), twice its packed size; five variables, plus the
+# small static maps. `nbytes` gives the same number without reading any data.
+# </details>
+#
+# ### Exercise 2: chunks for a time series
+# Open the dataset with `chunks={"time": -1, "latitude": 10}` (is that allowed? what does `ds.chunks`
+# say?), and with the chunks used above. Time `ds.t2m.isel(latitude=10, longitude=10).compute()`
+# with both. Which chunking suits a time series at one point, which one a map at one time?
+#
+# <details><summary>Solution</summary>
+#
+# `open_mfdataset` opens each file separately, so chunks never span files: `"time": -1` means "the
+# whole time dimension *of each file*" (one chunk per file along time). Splitting latitude into blocks
+# of 10 makes more, smaller chunks. A point time series needs a little of every chunk along time, so
+# fewer, taller chunks along time mean fewer tasks; a map at one time needs one chunk along time and
+# all of latitude and longitude. There is no chunking that is best for everything: choose it for the
+# access you do most (episode 09 rechunks a Zarr copy for the other access).
+# </details>
+#
+# ### Exercise 3: an sst anomaly index
+# Compute the monthly sea-surface-temperature anomaly averaged over the Niño-3.4 box
+# (5° S–5° N, 190°–240° E). Why must you weight by `cos(latitude)` in general, and why does it
+# hardly matter here?
+#
+# <details><summary>Solution</summary>
+#
+# ```python
+# box = ds.sst.sel(latitude=slice(5, -5), longitude=slice(190, 240))
+# nino = box.weighted(np.cos(np.deg2rad(ds.latitude))).mean(("latitude", "longitude"))
+# monthly_sst = nino.resample(time="1MS").mean().compute()
+# index = monthly_sst.groupby("time.month") - monthly_sst.groupby("time.month").mean()
+# ```
+# Latitude slices run from 5 to −5 because ERA5 stores latitude from north to south. Cells shrink
+# towards the poles, so unweighted means over large boxes over-count high latitudes; between 5° S
+# and 5° N, `cos(latitude)` is within half a percent of 1. With one year of data (the small dataset)
+# the climatology is that year and every monthly anomaly is 0: use the workshop size to see an index.
+# </details>
+#
+# ### Exercise 4: watch it
+# With the dashboard open, compute `ds.t2m.groupby("time.season").std().compute()` and
+# `ds.t2m.load()`. What do the *Task Stream* and the *Workers* memory bars show for each?
+# What would `ds.load()` do with `COURSE_SIZE=large` (tens of GB)?
+#
+# <details><summary>Solution</summary>
+#
+# The groupby reads every chunk once (one bar per chunk in the Task Stream: open, decode, reduce)
+# and worker memory stays flat. `.load()` ends with every chunk sent to *your* process: its memory
+# grows to the size of the variable. With `large`, `ds.load()` asks for more memory than the machine
+# has: the operating system kills the kernel (the out-of-memory error of the introduction). Check
+# `ds.nbytes` before you load anything.
+# </details>
+#
+# ## Key points
+# - NetCDF is self-describing: dimensions, variables, attributes; ERA5 packs values as `int16` with
+#   `scale_factor`/`add_offset`, so decoded data is twice its size on disk.
+# - Open many files with `xr.open_mfdataset(files, data_vars="minimal", coords="minimal",
+#   compat="override")`; the defaults compare and broadcast static fields along time.
+# - Opening is lazy: `sel`/`isel` are instant, values are read when you compute or plot.
+# - Chunks of tens to hundreds of MB; memory is set by chunk size × workers, not by dataset size.
+# - `resample`, `rolling`, `groupby("time.season")`, climatology and anomalies are one line each,
+#   and `dask.compute(a, b)` shares one pass over the data.
+# - Check the parallel answer against a simple one, and always report time and memory with the hardware.
+
+# %% [markdown]
+# ## Checks
+# Run by `pytest labs/07_xarray_dask.py`; the slides never show this cell.
+
+# %% tags=["checks"]
+def test_packing_decodes_as_documented():
+    assert raw.dtype == np.int16
+    np.testing.assert_allclose(by_hand, decoded, rtol=0, atol=scale)
+
+
+def test_minimal_options_keep_static_fields_2d():
+    assert ds.lsm.dims == ("latitude", "longitude") and ds.z.dims == ("latitude", "longitude")
+    with xr.open_dataset(one_file) as first_file:
+        np.testing.assert_array_equal(ds.lsm.values, first_file.lsm.values)
+    if "time" in ds_default.lsm.dims:  # the classic defaults broadcast it (newer xarray may not)
+        assert ds_default.lsm.shape[0] == ds.time.size
+
+
+def test_every_way_of_opening_gives_the_same_data():
+    for other in (ds_default, ds_parallel):
+        assert other.time.size == ds.time.size
+        xr.testing.assert_identical(other.t2m.isel(time=slice(0, 8)), ds.t2m.isel(time=slice(0, 8)))
+    assert ds.indexes["time"].is_monotonic_increasing and ds.indexes["time"].is_unique
+
+
+def test_selection_is_lazy_and_chunks_sensible():
+    assert isinstance(ds.sel(time=ds.time[0]).t2m.data, dask.array.Array)
+    assert chunk_mb <= 256, f"chunks of {chunk_mb:.0f} MB are too big for a worker"
+
+
+def test_anomalies_average_to_zero():
+    assert abs(float(anomalies.mean())) < 1e-3
+    per_month = anomalies.groupby("time.month").mean()
+    assert float(np.abs(per_month).max()) < 1e-3
+    assert climatology.size == len(np.unique(series.time.dt.month))
+
+
+def test_dask_mean_equals_numpy_file_by_file():
+    for v in time_vars:
+        np.testing.assert_allclose(time_mean[v].values, numpy_mean[v], rtol=1e-5, atol=1e-6, equal_nan=True)
+
+
+def test_memory_stays_bounded():
+    # Out of core: the workers never hold much more than a few chunks each, whatever the dataset size.
+    assert memory.peak < N * 1.5 * 2**30
+    assert client.status == "closed"
+
+
+course.run_checks(globals())

@@ -1,0 +1,46 @@
+"""Benchmark helpers for labs 01–03: timing with warm-up and repeats, the machine's load, figure stamps.
+
+Lab 01 builds :func:`timings` step by step from ``timeit``; labs 02 and 03 import it from here.
+"""
+
+from __future__ import annotations
+
+import statistics
+import timeit
+
+import course
+
+
+def timings(fn, *args, repeat: int = 5, warmup: int = 1) -> list[float]:
+    """Seconds taken by ``fn(*args)`` in each of ``repeat`` runs, after ``warmup`` untimed runs.
+
+    ``timeit`` uses ``time.perf_counter`` (the finest clock there is) and switches the garbage
+    collector off while it times, so a collection does not land in one run by chance.
+    """
+    for _ in range(warmup):
+        fn(*args)
+    return timeit.repeat(lambda: fn(*args), number=1, repeat=repeat)
+
+
+def best(fn, *args, repeat: int = 5, warmup: int = 1) -> float:
+    """The fastest of ``repeat`` timed runs: the one least disturbed by everything else on the machine."""
+    return min(timings(fn, *args, repeat=repeat, warmup=warmup))
+
+
+def median(fn, *args, repeat: int = 5, warmup: int = 1) -> float:
+    return statistics.median(timings(fn, *args, repeat=repeat, warmup=warmup))
+
+
+def load() -> str:
+    """How busy the machine is: the 1-minute load average against the cores we may use."""
+    import psutil
+
+    one_minute = psutil.getloadavg()[0]
+    return f"load average {one_minute:.1f} on {course.usable_cores()} usable cores"
+
+
+def stamp(fig, note: str = "") -> None:
+    """Print the hardware (and an optional note) at the foot of a figure, and tidy its layout."""
+    text = course.hardware() + (f" · {note}" if note else "")
+    fig.text(0.5, 0.005, text, ha="center", va="bottom", fontsize=9, color="#444444")
+    fig.tight_layout(rect=(0, 0.045, 1, 1))

@@ -1,0 +1,477 @@
+"""Tools for episodes 04 and 05: a Dask cluster started from the command line, and its checks.
+
+* ``CommandLineCluster``  starts ``dask scheduler`` and ``dask worker`` as separate processes on
+  127.0.0.1, exactly the commands you would type on the machines of a cluster, and stops them cleanly.
+* ``listening(pids)``     the (pid, ip, port) every given process listens on (psutil).
+* ``ports_closed(ports)`` True when nothing accepts connections on those 127.0.0.1 ports any more.
+* ``WorkerMemorySampler`` the memory of the worker processes, sampled 50 times a second.
+* ``screenshots(pages)``  pictures of web pages (the live dashboard) from a headless Chromium.
+* ``job_script(kind, ...)`` the batch script dask-jobqueue would submit to SLURM or PBS.
+
+Run as a script it is also a tiny "lab" for the batch-job template ``labs/jobs/run_lab.sbatch``:
+``python labs/cluster_tools.py hello`` connects to the cluster named by ``DASK_SCHEDULER_ADDRESS``
+(or ``DASK_SCHEDULER_FILE``) and computes π on it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import weakref
+from pathlib import Path
+
+LOCALHOST = "127.0.0.1"
+HERE = Path(__file__).resolve().parent
+
+
+# --------------------------------------------------------------------------- the dask command line
+
+
+def dask_command() -> list[str]:
+    """The ``dask`` program of *this* Python environment (never another one found on PATH)."""
+    exe = Path(sys.executable).parent / ("dask.exe" if os.name == "nt" else "dask")
+    if exe.exists():
+        return [str(exe)]
+    return [sys.executable, "-m", "dask"]  # same program, e.g. when the scripts folder is elsewhere
+
+
+def show_command(cmd: list[str]) -> str:
+    """A command as you would type it: ``dask scheduler --host ...`` (paths shortened)."""
+    words = list(cmd)
+    if words[:3] == [sys.executable, "-m", "dask"]:
+        words = ["dask"] + words[3:]
+    elif words and Path(words[0]).stem == "dask":
+        words[0] = "dask"
+    out = []
+    for w in words:
+        p = Path(w)
+        out.append(os.path.relpath(w, HERE.parent) if p.is_absolute() and HERE.parent in p.parents else w)
+    return " ".join(out)
+
+
+class ClusterStartError(RuntimeError):
+    """The scheduler or a worker did not come up; the message says what to do."""
+
+
+class CommandLineCluster:
+    """A scheduler and ``n_workers`` worker processes started with the ``dask`` command line.
+
+    Every server binds 127.0.0.1 on a port the operating system chooses (port 0), dashboards included.
+    Use it as a context manager, or call :meth:`close`; closing is also registered to run at exit.
+
+    >>> with CommandLineCluster(n_workers=2) as cluster:          # doctest: +SKIP
+    ...     client = Client(cluster.address)
+    """
+
+    def __init__(self, n_workers: int = 2, threads_per_worker: int = 1, memory_limit: str = "1GiB",
+                 workdir: Path | str | None = None, timeout: float = 60, idle_timeout: str = "1h"):
+        self.n_workers = n_workers
+        self.workdir = Path(workdir) if workdir else HERE.parent / "_build" / "cli-cluster"
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.scheduler_file = self.workdir / "scheduler.json"
+        self.scheduler_file.unlink(missing_ok=True)
+        self.commands: list[str] = []
+        self.procs: list[subprocess.Popen] = []
+        self.names: dict[int, str] = {}  # pid -> "scheduler", "worker-0", ...
+        self._logs = []
+        self.address = self.dashboard_link = None
+        self._finalizer = weakref.finalize(self, _stop_processes, self.procs, [])
+        try:
+            self._start(threads_per_worker, memory_limit, timeout, idle_timeout)
+        except BaseException:
+            self.close()
+            raise
+
+    # -- starting
+    def _popen(self, cmd: list[str], name: str) -> subprocess.Popen:
+        log = open(self.workdir / f"{name}.log", "w")
+        self._logs.append(log)
+        env = dict(os.environ)
+        # The workers must import the same code as the client: here the helper modules in labs/.
+        env["PYTHONPATH"] = os.pathsep.join([str(HERE)] + [p for p in [env.get("PYTHONPATH")] if p])
+        kwargs = {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP} if os.name == "nt" else {}
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                cwd=self.workdir, env=env, **kwargs)
+        self.procs.append(proc)
+        self.names[proc.pid] = name
+        self.commands.append(show_command(cmd))
+        return proc
+
+    def _start(self, threads, memory_limit, timeout, idle_timeout):
+        dask = dask_command()
+        scheduler = self._popen(dask + [
+            "scheduler", "--host", LOCALHOST, "--port", "0",
+            "--dashboard-address", f"{LOCALHOST}:0",
+            "--scheduler-file", str(self.scheduler_file),
+            "--idle-timeout", idle_timeout,  # a forgotten scheduler stops by itself
+        ], "scheduler")
+        deadline = time.monotonic() + timeout
+        info = None
+        while info is None:
+            if scheduler.poll() is not None:
+                raise ClusterStartError(self._exit_message(scheduler))
+            if time.monotonic() > deadline:
+                raise ClusterStartError(f"`dask scheduler` wrote no {self.scheduler_file.name} in {timeout} s; "
+                                        "is the machine overloaded? See " + str(self.workdir / "scheduler.log"))
+            try:
+                info = json.loads(self.scheduler_file.read_text())
+            except (OSError, ValueError):  # not there yet, or half written
+                time.sleep(0.1)
+        self.address = info["address"]
+        self.dashboard_link = f"http://{LOCALHOST}:{info['services']['dashboard']}/status"
+        for k in range(self.n_workers):
+            self._popen(dask + [
+                "worker", "--scheduler-file", str(self.scheduler_file),
+                "--host", LOCALHOST, "--dashboard-address", f"{LOCALHOST}:0",
+                "--nthreads", str(threads), "--memory-limit", memory_limit,
+                "--name", f"worker-{k}", "--local-directory", str(self.workdir / "worker-space"),
+                "--death-timeout", "30",  # a worker whose scheduler is gone stops by itself
+            ], f"worker-{k}")
+        self._wait_for_workers(deadline)
+
+    def _wait_for_workers(self, deadline):
+        from distributed import Client
+
+        with Client(self.address, timeout=max(5.0, deadline - time.monotonic())) as client:
+            while len(client.scheduler_info(n_workers=-1)["workers"]) < self.n_workers:
+                dead = [p for p in self.procs if p.poll() is not None]
+                if dead:
+                    raise ClusterStartError(self._exit_message(dead[0]))
+                if time.monotonic() > deadline:
+                    raise ClusterStartError(f"only {len(client.scheduler_info()['workers'])} of {self.n_workers} "
+                                            "workers connected in time; see the logs in " + str(self.workdir))
+                time.sleep(0.2)
+
+    # -- looking at it
+    def pids(self) -> list[int]:
+        """Every live process of this cluster: the ``dask`` commands and the processes they started."""
+        import psutil
+
+        found = []
+        for proc in self.procs:
+            try:
+                p = psutil.Process(proc.pid)
+                found += [p.pid] + [c.pid for c in p.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                pass
+        return found
+
+    def listening(self) -> list[tuple[int, str, int]]:
+        return listening(self.pids())
+
+    def _exit_message(self, proc) -> str:
+        """One sentence: which command stopped, its last error line, and where the full log is."""
+        name = self.names.get(proc.pid, "dask")
+        log = self.workdir / f"{name}.log"
+        lines = [line.strip() for line in log.read_text(errors="replace").splitlines() if line.strip()] if log.exists() else []
+        errors = [line for line in lines if re.match(r"^[A-Za-z_.]*(Error|Exception)\b", line)]
+        reason = (errors or lines or ["no output"])[-1]
+        return (f"`dask {'scheduler' if name == 'scheduler' else 'worker'}` ({name}) exited while starting: {reason} "
+                f"(full log: {log})")
+
+    def log_tail(self, name: str | None = None, lines: int = 15) -> str:
+        names = [name] if name else ["scheduler"] + [f"worker-{k}" for k in range(self.n_workers)]
+        out = []
+        for n in names:
+            path = self.workdir / f"{n}.log"
+            if path.exists():
+                out += [f"--- {n}.log"] + path.read_text(errors="replace").splitlines()[-lines:]
+        return "\n".join(out)
+
+    # -- stopping
+    def close(self, client=None, timeout: float = 20) -> dict:
+        """Stop every process: ask the scheduler to shut the cluster down, then terminate, then kill.
+
+        Returns ``{"stopped_by": {...}, "left_running": [...]}`` so the lab can show how it went."""
+        graceful = False
+        if client is not None and client.status == "running":
+            try:
+                client.shutdown()  # the scheduler closes the workers (and their nannies), then itself
+                graceful = True
+            except Exception:
+                pass
+        descendants = self.pids()
+        how = _stop_processes(self.procs, descendants, timeout=timeout, wait_first=graceful)
+        self._finalizer.detach()
+        for log in self._logs:
+            log.close()
+        self._logs.clear()
+        return how
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _stop_processes(procs: list, descendants: list[int], timeout: float = 20, wait_first: bool = False) -> dict:
+    """(Wait for ``procs`` to exit,) terminate those still running, kill the rest, then any descendant."""
+    import psutil
+
+    how = {}
+    deadline = time.monotonic() + (timeout / 2 if wait_first else 0)
+    for proc in procs:
+        try:
+            proc.wait(max(0.01, deadline - time.monotonic()))
+            how.setdefault("exited by themselves", []).append(proc.pid)
+        except subprocess.TimeoutExpired:
+            proc.terminate()  # SIGTERM on Linux/macOS: dask closes gracefully
+    for proc in procs:
+        if proc.returncode is None:
+            try:
+                proc.wait(timeout / 2)
+                how.setdefault("terminated", []).append(proc.pid)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+                how.setdefault("killed", []).append(proc.pid)
+    alive = []
+    for pid in descendants:  # the nannies' workers and helpers: they follow their parent out
+        try:
+            alive.append(psutil.Process(pid))
+        except psutil.NoSuchProcess:
+            pass
+    _, alive = psutil.wait_procs(alive, timeout=5)
+    for p in alive:  # e.g. a worker whose nanny was killed hard (Windows)
+        try:
+            p.kill()
+            how.setdefault("killed", []).append(p.pid)
+        except psutil.NoSuchProcess:
+            pass
+    _, alive = psutil.wait_procs(alive, timeout=5)
+    left = [p.pid for p in alive]
+    procs.clear()
+    return {"stopped_by": how, "left_running": left}
+
+
+# --------------------------------------------------------------------------- sockets and processes
+
+
+def listening(pids) -> list[tuple[int, str, int]]:
+    """``(pid, ip, port)`` of every TCP socket that one of ``pids`` listens on."""
+    import psutil
+
+    found = []
+    for pid in pids:
+        try:
+            conns = psutil.Process(pid).net_connections(kind="inet")
+        except (psutil.NoSuchProcess, psutil.ZombieProcess):
+            continue
+        except psutil.AccessDenied:  # macOS without privileges: ask the system-wide table
+            conns = [c for c in psutil.net_connections(kind="inet") if c.pid == pid]
+        found += [(pid, c.laddr.ip, c.laddr.port) for c in conns if c.status == psutil.CONN_LISTEN]
+    return sorted(set(found))
+
+
+def ports_closed(ports, host: str = LOCALHOST) -> bool:
+    """True when every port refuses a connection on ``host``: nothing is left listening."""
+    for port in ports:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.settimeout(1)
+            if s.connect_ex((host, port)) == 0:
+                return False
+    return True
+
+
+def stray_children() -> list[str]:
+    """Child processes of this process that are still running, apart from multiprocessing's
+    resource tracker (a helper that lives as long as its parent and holds no data)."""
+    import psutil
+
+    out = []
+    for c in psutil.Process().children(recursive=True):
+        try:
+            cmd = " ".join(c.cmdline())
+            if "resource_tracker" in cmd or c.status() == psutil.STATUS_ZOMBIE:
+                continue
+            out.append(f"{c.pid}: {cmd[:100]}")
+        except psutil.NoSuchProcess:
+            pass
+    return out
+
+
+class WorkerMemorySampler:
+    """Samples the memory (RSS) of this process's worker processes many times a second.
+
+    ``distributed.diagnostics.MemorySampler`` sees what the workers report in their heartbeats, a
+    few times a second; a task that kills its worker in between is invisible there. This sampler
+    reads the operating system's numbers directly (psutil), so it catches the climb to the limit.
+    It sums all child processes except multiprocessing's resource tracker: use it while only the
+    cluster you measure has workers running.
+
+    >>> s = WorkerMemorySampler()                 # doctest: +SKIP
+    >>> with s.sample("run 1"):
+    ...     x.compute()
+    >>> s.samples["run 1"]                        # [(seconds, bytes), ...]
+    """
+
+    def __init__(self):
+        self.samples: dict[str, list[tuple[float, int]]] = {}
+
+    @staticmethod
+    def _workers() -> list:
+        import psutil
+
+        out = []
+        for c in psutil.Process().children(recursive=True):
+            try:
+                if "resource_tracker" not in " ".join(c.cmdline()):
+                    out.append(c)
+            except psutil.Error:
+                pass
+        return out
+
+    def sample(self, label: str, interval: float = 0.02):
+        import contextlib
+        import threading
+
+        import psutil
+
+        data = self.samples.setdefault(label, [])
+        stop = threading.Event()
+
+        def run():
+            start = time.perf_counter()
+            procs, last_scan = [], -1.0
+            while not stop.is_set():
+                now = time.perf_counter() - start
+                if now - last_scan > 0.25:  # look for new workers (a killed one is restarted) 4× a second
+                    procs, last_scan = self._workers(), now
+                total = 0
+                for p in procs:
+                    try:
+                        total += p.memory_info().rss
+                    except psutil.Error:
+                        pass
+                data.append((now, total))
+                stop.wait(interval)
+
+        @contextlib.contextmanager
+        def running():
+            thread = threading.Thread(target=run, daemon=True)
+            thread.start()
+            try:
+                yield self
+            finally:
+                stop.set()
+                thread.join()
+
+        return running()
+
+
+# --------------------------------------------------------------------------- dashboard screenshots
+
+BROWSERS = ["chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome", "msedge"]
+BROWSER_PATHS = ["/usr/bin/chromium", "/Applications/Google Chrome.app/Contents/MacOS/Google Chrome",
+                 r"C:\Program Files\Google\Chrome\Application\chrome.exe"]
+
+
+def find_browser() -> str | None:
+    """A Chromium-family browser already installed here (``$COURSE_BROWSER`` first); never downloads one."""
+    if os.environ.get("COURSE_BROWSER"):
+        return os.environ["COURSE_BROWSER"] if Path(os.environ["COURSE_BROWSER"]).exists() else None
+    for name in BROWSERS:
+        if shutil.which(name):
+            return shutil.which(name)
+    return next((p for p in BROWSER_PATHS if Path(p).exists()), None)
+
+
+def screenshots(pages: dict[str, Path], wait_s: float = 2.5, timeout: float = 90) -> tuple[list[Path], str]:
+    """Screenshot each ``url -> png path`` in a headless browser.
+
+    Returns (the PNGs written, a one-sentence note). Without Playwright or a browser it writes nothing
+    and the note says what to install; it never lets Playwright download a browser."""
+    try:
+        import playwright  # noqa: F401
+    except ImportError:
+        return [], "No screenshots: Playwright is not installed (`pip install playwright`)."
+    browser = find_browser()
+    if browser is None:
+        return [], "No screenshots: no Chromium or Chrome found (install one, or set COURSE_BROWSER to its path)."
+    args = [sys.executable, str(Path(__file__).resolve()), "screenshot", browser, str(wait_s)]
+    for url, path in pages.items():
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        args += [url, str(path)]
+    env = dict(os.environ, PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD="1")
+    try:
+        # A separate process: Playwright's sync API cannot run inside Jupyter's event loop, and a
+        # hung browser is easy to stop from outside.
+        out = subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=env)
+    except subprocess.TimeoutExpired:
+        return [], f"No screenshots: the browser did not finish within {timeout:.0f} s."
+    written = [Path(p) for p in pages.values() if Path(p).exists()]
+    if out.returncode != 0 or len(written) < len(pages):
+        last = (out.stderr.strip().splitlines() or ["unknown error"])[-1]
+        return written, f"Screenshots failed with {browser}: {last[:200]}"
+    return written, f"{len(written)} screenshot(s) taken with {browser} (headless)."
+
+
+def _screenshot_main(browser: str, wait_s: str, *url_path: str) -> None:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=browser, args=["--headless", "--no-sandbox", "--disable-gpu"])
+        try:
+            page = b.new_page(viewport={"width": 1400, "height": 850})
+            for url, path in zip(url_path[::2], url_path[1::2]):
+                page.goto(url, wait_until="load", timeout=30_000)
+                page.wait_for_timeout(float(wait_s) * 1000)  # let the Bokeh plots draw and update
+                page.screenshot(path=path)
+        finally:
+            b.close()
+
+
+# --------------------------------------------------------------------------- HPC job scripts
+
+
+def job_script(kind: str, *, cores: int, memory: str, walltime: str, queue: str, account: str,
+               processes: int = 1, **kwargs) -> str:
+    """The job script dask-jobqueue would submit for one batch job of workers. Submits nothing.
+
+    Creating the cluster object starts a (local, idle) scheduler, bound here to 127.0.0.1; it is
+    closed again before returning."""
+    import dask_jobqueue
+
+    cls = {"slurm": dask_jobqueue.SLURMCluster, "pbs": dask_jobqueue.PBSCluster}[kind.lower()]
+    with cls(cores=cores, memory=memory, walltime=walltime, queue=queue, account=account,
+             processes=processes, scheduler_options={"host": LOCALHOST, "dashboard_address": f"{LOCALHOST}:0"},
+             **kwargs) as cluster:
+        return cluster.job_script()
+
+
+# --------------------------------------------------------------------------- a tiny lab for batch jobs
+
+
+def _hello() -> int:
+    """Connect to the cluster a batch job started and run π on it (used by run_lab.sbatch's self-test)."""
+    from distributed import Client
+
+    import pi_tasks
+
+    sched_file = os.environ.get("DASK_SCHEDULER_FILE")
+    client = Client(scheduler_file=sched_file) if sched_file and not os.environ.get("DASK_SCHEDULER_ADDRESS") \
+        else Client()  # Client() reads DASK_SCHEDULER_ADDRESS
+    with client:
+        workers = client.scheduler_info(n_workers=-1)["workers"]
+        n = 20_000_000
+        parts = client.map(pi_tasks.pi_slice_numpy, *zip(*pi_tasks.slices(n, 2 * len(workers))), n=n)
+        pi = sum(client.gather(parts))
+        print(f"connected to {client.scheduler.address}: {len(workers)} workers; pi={pi!r}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(HERE))
+    if len(sys.argv) > 1 and sys.argv[1] == "screenshot":
+        _screenshot_main(*sys.argv[2:])
+    elif len(sys.argv) > 1 and sys.argv[1] == "hello":
+        sys.exit(_hello())
+    else:
+        print(__doc__)

@@ -1,0 +1,167 @@
+"""π by Monte-Carlo: the worker functions that labs 01–03 send to threads and processes.
+
+Throw darts at the unit square; the fraction that lands inside the quarter circle x² + y² ≤ 1 is π/4.
+
+The work is split into *chunks*. Chunk ``i`` of a run with seed ``base`` always draws its random numbers
+from a generator seeded with ``(base, i)``, so the total number of hits does not depend on how many
+workers share the chunks, nor on which worker gets which chunk: serial and parallel runs give the same
+answer, bit for bit.
+
+These functions live in a module rather than in the labs because of the *spawn* start method (the
+default on macOS and Windows): a spawned worker process starts a fresh Python, imports the module
+named in the pickled task and looks the function up there. A function defined in a notebook or a
+script's ``__main__`` cannot be found that way.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+# Darts drawn at a time by count_hits_numpy, into buffers that each thread keeps between calls. Fresh
+# arrays on every block would make the operating system hand out (and zero) new memory again and
+# again; with glibc on Linux that costs the *main* thread (and so every serial run and every worker
+# process) up to three times more than a worker thread, and muddles every comparison in labs 01–03.
+BLOCK = 2**18
+_buffers = threading.local()
+
+
+def stderr(n: int) -> float:
+    """Standard error of the π estimate from ``n`` samples: 4·sqrt(p(1-p)/n) with p = π/4."""
+    p = np.pi / 4
+    return 4 * float(np.sqrt(p * (1 - p) / n))
+
+
+def split(n: int, chunks: int) -> list[int]:
+    """``n`` samples as ``chunks`` near-equal chunk sizes (the first ones one larger)."""
+    q, r = divmod(n, chunks)
+    return [q + (i < r) for i in range(chunks)]
+
+
+def count_hits_python(n: int, base: int = 0, i: int = 0) -> int:
+    """Hits in n darts (chunk i of seed base), by a plain Python loop."""
+    rng = random.Random(f"pi:{base}:{i}")  # the same stream on every platform
+    hits = 0
+    for _ in range(n):
+        x = rng.random()
+        y = rng.random()
+        if x * x + y * y <= 1.0:
+            hits += 1
+    return hits
+
+
+def count_hits_numpy(n: int, base: int = 0, i: int = 0) -> int:
+    """Hits in ``n`` darts, drawn by NumPy in blocks of at most ``BLOCK`` (chunk ``i`` of seed ``base``)."""
+    rng = np.random.default_rng([base, i])
+    if not hasattr(_buffers, "xy"):
+        _buffers.xy = np.empty((2, BLOCK)), np.empty(BLOCK, dtype=bool)
+    (xs, ys), inside = _buffers.xy
+    hits = 0
+    for start in range(0, n, BLOCK):
+        m = min(BLOCK, n - start)
+        x, y, ok = xs[:m], ys[:m], inside[:m]
+        rng.random(out=x)  # the same numbers as rng.random(m), written into x
+        rng.random(out=y)
+        np.multiply(x, x, out=x)  # x*x + y*y <= 1, without making new arrays
+        np.multiply(y, y, out=y)
+        np.add(x, y, out=x)
+        np.less_equal(x, 1.0, out=ok)
+        hits += int(np.count_nonzero(ok))
+    return hits
+
+
+def hits_of_chunk(task: tuple) -> int:
+    """``task = (kind, n, base, i)`` -> hits; one argument, so it works with every ``map``."""
+    kind, n, base, i = task
+    return COUNTERS[kind](n, base, i)
+
+
+COUNTERS = {"python": count_hits_python, "numpy": count_hits_numpy}
+
+
+def tasks(kind: str, n: int, chunks: int, base: int = 0) -> list[tuple]:
+    """The chunk tasks of one run: ``n`` samples in ``chunks`` chunks for :func:`hits_of_chunk`."""
+    return [(kind, m, base, i) for i, m in enumerate(split(n, chunks))]
+
+
+def estimate(hits: int, n: int) -> float:
+    return 4.0 * hits / n
+
+
+def total_of(values) -> int:
+    """Sum of an iterable of hit counts (the *reduce* step). Sent to workers in lab 02's tree reduction."""
+    return sum(values)
+
+
+def array_sum(a: np.ndarray) -> float:
+    """Sum of an array: a task whose argument must be pickled and sent to the worker (lab 02, overhead)."""
+    return float(a.sum())
+
+
+def nothing(x):
+    """A task that does nothing: what remains of its run time is pure overhead."""
+    return x
+
+
+def sleep_then_return(seconds: float, value=None):
+    """Simulated I/O (a download, a slow disk): waits without using the CPU."""
+    time.sleep(seconds)
+    return value
+
+
+# ---------------------------------------------------------------------------------------------------
+# Checkpointing (lab 03): a long run that can be killed and restarted without losing finished chunks.
+
+
+def checkpoint_chunk(folder: str | os.PathLike, n: int, base: int, i: int, pause: float = 0.0) -> int:
+    """Hits of chunk ``i``, read from ``folder/chunk_NNNNN.json`` if an earlier run finished it.
+
+    A new result is written to a temporary name and then renamed. A rename is atomic, so a kill never
+    leaves a half-written chunk behind: the chunk is either complete on disk or absent.
+    ``pause`` (seconds) slows each new chunk down, for the demonstration.
+    """
+    done = Path(folder) / f"chunk_{i:05d}.json"
+    if done.exists():
+        record = json.loads(done.read_text())
+        if (record["n"], record["base"]) != (n, base):
+            raise ValueError(f"{done} belongs to another run (n or seed differ); use an empty folder")
+        return record["hits"]
+    hits = count_hits_numpy(n, base, i)
+    time.sleep(pause)
+    tmp = done.with_name(done.name + f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"i": i, "n": n, "base": base, "hits": hits}))
+    os.replace(tmp, done)
+    return hits
+
+
+def checkpointed_hits(folder: str | os.PathLike, n_per_chunk: int, chunks: int, base: int = 0,
+                      pause: float = 0.0) -> int:
+    """Total hits of ``chunks`` chunks of ``n_per_chunk`` darts, each chunk kept in ``folder``.
+
+    Chunks already in ``folder`` are read back, not recomputed, so a run that was killed resumes
+    where it stopped.
+    """
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    return sum(checkpoint_chunk(folder, n_per_chunk, base, i, pause) for i in range(chunks))
+
+
+if __name__ == "__main__":
+    # python montecarlo.py loop N                                  π from N darts with the Python loop
+    # python montecarlo.py checkpoint FOLDER N_PER_CHUNK CHUNKS BASE PAUSE    (lab 03)
+    import sys
+
+    command, *args = sys.argv[1:] or ["loop", "1000000"]
+    if command == "loop":
+        n = int(args[0])
+        print(estimate(count_hits_python(n), n))
+    elif command == "checkpoint":
+        folder, n, chunks, base, pause = args
+        print(checkpointed_hits(folder, int(n), int(chunks), int(base), float(pause)))
+    else:
+        sys.exit(f"unknown command {command!r}: use `loop N` or `checkpoint FOLDER N CHUNKS BASE PAUSE`")

@@ -1,0 +1,169 @@
+"""Checks for episodes 04 and 05 beyond the labs themselves: clusters start and stop cleanly,
+bind 127.0.0.1 only, HPC job scripts carry the requested resources, and MPI runs.
+
+    pytest tests/test_clusters.py -q
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+LABS = ROOT / "labs"
+if str(LABS) not in sys.path:
+    sys.path.insert(0, str(LABS))
+
+import cluster_tools  # noqa: E402
+import mpi_pi  # noqa: E402
+import pi_tasks  # noqa: E402
+
+
+def _alive(pids):
+    out = []
+    for pid in pids:
+        try:
+            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                out.append(pid)
+        except psutil.NoSuchProcess:
+            pass
+    return out
+
+
+def _system_listeners(ports):
+    """Sockets anywhere on the machine still listening on one of ``ports`` (empty if not allowed to look)."""
+    try:
+        conns = psutil.net_connections(kind="inet")
+    except psutil.AccessDenied:  # macOS without root
+        return []
+    return [c for c in conns if c.status == psutil.CONN_LISTEN and c.laddr.port in ports]
+
+
+def test_command_line_cluster_starts_binds_localhost_and_stops_cleanly(tmp_path):
+    from distributed import Client
+
+    before = set(p.pid for p in psutil.Process().children(recursive=True))
+    cluster = cluster_tools.CommandLineCluster(n_workers=2, workdir=tmp_path, timeout=90)
+    try:
+        pids = cluster.pids()
+        listening = cluster.listening()
+        client = Client(cluster.address, timeout=30)
+        n = 1_000_000
+        parts = client.map(pi_tasks.pi_slice_numpy, *zip(*pi_tasks.slices(n, 4)), n=n)
+        pi = sum(client.gather(parts))
+        n_workers = len(client.scheduler_info()["workers"])
+    except BaseException:
+        cluster.close()
+        raise
+    stopped = cluster.close(client)
+    client.close()
+
+    # it ran: a scheduler, two `dask worker` commands, and the worker processes their nannies started
+    assert n_workers == 2
+    assert abs(pi - math.pi) < 1e-9
+    assert len(pids) >= 5
+    # every server and dashboard listened on 127.0.0.1, and only there
+    ports = {port for _, _, port in listening}
+    assert {ip for _, ip, _ in listening} == {"127.0.0.1"}, listening
+    scheduler_port = int(cluster.address.rsplit(":", 1)[1])
+    dashboard_port = int(cluster.dashboard_link.split(":")[2].split("/")[0])
+    assert {scheduler_port, dashboard_port} <= ports
+    assert len(ports) >= 6  # scheduler + dashboard + 2 × (nanny + worker [+ worker dashboard])
+    # and afterwards: no process left behind, no port left open
+    assert stopped["left_running"] == []
+    assert _alive(pids) == []
+    after = {p.pid for p in psutil.Process().children(recursive=True)} - before
+    assert [pid for pid in after if "resource_tracker" not in " ".join(psutil.Process(pid).cmdline())] == []
+    assert cluster_tools.ports_closed(ports)
+    assert _system_listeners(ports) == []
+
+
+def test_failed_start_says_why_and_leaves_nothing(tmp_path):
+    before = set(p.pid for p in psutil.Process().children(recursive=True))
+    with pytest.raises(cluster_tools.ClusterStartError) as err:
+        cluster_tools.CommandLineCluster(n_workers=1, memory_limit="not-a-size", workdir=tmp_path, timeout=60)
+    assert "exited" in str(err.value) or "workers connected" in str(err.value)
+    scheduler_file = tmp_path / "scheduler.json"
+    if scheduler_file.exists():
+        import json
+
+        info = json.loads(scheduler_file.read_text())
+        ports = [int(info["address"].rsplit(":", 1)[1]), info["services"]["dashboard"]]
+        assert cluster_tools.ports_closed(ports)
+    new = {p.pid for p in psutil.Process().children(recursive=True)} - before
+    assert [pid for pid in _alive(new) if "resource_tracker" not in " ".join(psutil.Process(pid).cmdline())] == []
+
+
+def test_local_cluster_dashboard_binds_localhost_only():
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address="127.0.0.1:0", memory_limit="1GiB") as cluster, Client(cluster) as client:
+        me = psutil.Process()
+        workers = [c.pid for c in me.children(recursive=True)]
+        dashboard_port = int(client.dashboard_link.split(":")[2].split("/")[0])
+        scheduler_port = int(client.scheduler.address.rsplit(":", 1)[1])
+        mine = [(pid, ip, port) for pid, ip, port in cluster_tools.listening([me.pid] + workers)
+                if pid in workers or port in {dashboard_port, scheduler_port}]
+    assert {dashboard_port, scheduler_port} <= {port for _, _, port in mine}
+    assert {ip for _, ip, _ in mine} == {"127.0.0.1"}, mine
+    assert cluster_tools.ports_closed({port for _, _, port in mine})
+
+
+@pytest.mark.parametrize("kind", ["slurm", "pbs"])
+def test_job_scripts_contain_the_requested_resources(kind):
+    script = cluster_tools.job_script(kind, cores=16, processes=4, memory="64GiB", walltime="12:00:00",
+                                      queue="long", account="climate42")
+    if kind == "slurm":
+        assert re.search(r"^#SBATCH --cpus-per-task=16$", script, re.M), script
+        assert int(re.search(r"^#SBATCH --mem=(\d+)G$", script, re.M).group(1)) == 64
+        assert re.search(r"^#SBATCH -t 12:00:00$", script, re.M)
+        assert re.search(r"^#SBATCH -p long$", script, re.M)
+        assert re.search(r"^#SBATCH -A climate42$", script, re.M)
+    else:
+        select = re.search(r"^#PBS -l select=1:ncpus=(\d+):mem=(\d+)GB$", script, re.M)
+        assert select and select.groups() == ("16", "64"), script
+        assert re.search(r"^#PBS -l walltime=12:00:00$", script, re.M)
+        assert re.search(r"^#PBS -q long$", script, re.M)
+        assert re.search(r"^#PBS -A climate42$", script, re.M)
+    # 16 cores in 4 worker processes: 4 threads each, a quarter of the memory each
+    assert "--nworkers 4" in script and "--nthreads 4" in script
+    assert re.search(r"--memory-limit 16(\.00)?GiB", script)
+    # the workers would connect to a scheduler bound to 127.0.0.1 (this machine only)
+    assert "tcp://127.0.0.1:" in script
+
+
+def test_batch_template_is_valid_bash_with_the_scheduler_file_pattern():
+    template = LABS / "jobs" / "run_lab.sbatch"
+    text = template.read_text()
+    for line in ("#SBATCH --nodes=", "#SBATCH --cpus-per-task=", "#SBATCH --mem=", "#SBATCH --time=",
+                 "#SBATCH --partition=", "#SBATCH --account="):
+        assert line in text, line
+    assert "--scheduler-file" in text and "DASK_SCHEDULER_ADDRESS" in text and "trap stop_cluster EXIT" in text
+    assert "--dashboard-address 127.0.0.1:0" in text
+    bash = shutil.which("bash")
+    if bash is None:
+        pytest.skip("no bash on this machine")
+    assert subprocess.run([bash, "-n", str(template)], capture_output=True).returncode == 0
+
+
+def test_mpi_pi_under_mpiexec():
+    mpiexec = shutil.which("mpiexec", path=str(Path(sys.executable).parent)) or shutil.which("mpiexec")
+    if mpiexec is None:
+        pytest.skip("no mpiexec: install mpich")
+    n = 10_000_000
+    done = subprocess.run([mpiexec, "-n", "2", sys.executable, str(LABS / "mpi_pi.py"), str(n)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    result = mpi_pi.parse(done.stdout)
+    assert result["ranks"] == 2 and result["n"] == n
+    serial = sum(pi_tasks.pi_slice_numpy(a, b, n) for a, b in pi_tasks.slices(n, 2))
+    assert result["pi"] == serial  # the same slices added in the same order
+    assert abs(result["pi"] - math.pi) < 1e-9
