@@ -86,7 +86,8 @@ field
 #| label: fig-array-chunks
 #| fig-cap: "The Dask array drawn by Dask itself: 6-hourly fields on a 181 × 360 grid, cut into blocks of 24 time steps."
 #| fig-alt: "A 3-D box seen at an angle, its long time axis divided into equal blocks by lines; the other two sides are labelled 181 and 360."
-SVG(field.to_svg(size=250))
+# Dask's SVG lacks the xmlns attribute that a browser needs to show it as an image on a slide.
+SVG(field.to_svg(size=250).replace("<svg ", '<svg xmlns="http://www.w3.org/2000/svg" ', 1))
 
 # %% [markdown]
 # In a notebook the array shows itself as a table and a picture of its chunks. Each operation on the array becomes one task **per chunk**, plus a

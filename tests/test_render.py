@@ -81,15 +81,29 @@ def test_decks_present_offline(rendered, server, browser):
     for deck in rendered:
         page = browser.new_page()
         errors, outside = [], []
-        page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+        page.on("console", lambda msg: errors.append(msg.text)
+                if msg.type == "error" and not msg.location.get("url", "").endswith("favicon.ico") else None)
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         page.on("request", lambda req: outside.append(req.url)
                 if not req.url.startswith((server, "data:", "blob:", "about:")) else None)
         page.goto(f"{server}/slides/{deck.name}", wait_until="load")
         page.wait_for_timeout(500)
         slides = page.evaluate("document.querySelectorAll('.reveal .slides section').length")
+        # reveal.js loads the images of far-away slides lazily (data-src): load them all, then look
         broken = page.evaluate(
-            "Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.alt || i.src.slice(0, 60))"
+            """async () => {
+                const imgs = Array.from(document.querySelectorAll('.reveal img'));
+                for (const i of imgs) { if (!i.getAttribute('src') && i.dataset.src) i.src = i.dataset.src; }
+                const bad = [];
+                for (const i of imgs) {
+                    // decode() rejects for an image that cannot be loaded or decoded; an SVG without
+                    // width/height attributes decodes with a natural width of 0, which is fine
+                    const ok = await i.decode().then(() => true, () => false);
+                    const svg = (i.src || '').startsWith('data:image/svg') || (i.src || '').endsWith('.svg');
+                    if (!ok || (i.naturalWidth === 0 && !svg)) bad.push(i.alt || (i.src || '').slice(0, 60));
+                }
+                return bad;
+            }"""
         )
         text = page.evaluate("document.body.innerText")
         page.close()
