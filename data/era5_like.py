@@ -15,7 +15,7 @@ Sizes (``--size``)
 =========  ======  ========  ================  =======  ==========================
 name       grid    step      period            files    size on disk
 =========  ======  ========  ================  =======  ==========================
-small      5.0 deg 6-hourly  2000 (1 year)     12       about 40 MB, a few seconds
+small      2.0 deg 12-hourly 2000 (1 year)     12       about 120 MB, a few seconds
 workshop   1.0 deg 6-hourly  2000-2002         36       about 2.9 GB
 large      0.5 deg hourly    2000-2001         24       about 46 GB (> RAM)
 <N>GB      picked by N: below 1 GB the small grid, below 16 GB the workshop
@@ -144,7 +144,7 @@ class Spec:
 
 
 SIZES = {
-    "small": Spec("small", 5.0, 6, (2000, 1), 12),
+    "small": Spec("small", 2.0, 12, (2000, 1), 12),
     "workshop": Spec("workshop", 1.0, 6, (2000, 1), 36),
     "large": Spec("large", 0.5, 1, (2000, 1), 24),
 }

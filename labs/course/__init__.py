@@ -3,6 +3,8 @@
 * ``course.hardware()``   one line naming the CPU, cores, RAM and OS; printed next to every timing.
 * ``course.dataset()``    the folder of ERA5-like monthly NetCDF files, made on first use.
 * ``course.images()``     the folder of PNG maps made from the same data (GNU parallel episode).
+* ``course.table(rows)``  shows measured results as a real table (Markdown in a notebook and on the
+  slides, aligned text in a terminal).
 * ``course.run_checks(globals())``  runs a lab's ``test_*`` checks when it runs as a script or notebook.
 
 Importing it also makes a lab run as a script behave like a notebook under the ``spawn`` start method
@@ -27,7 +29,7 @@ import platform
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]  # labs/course/__init__.py -> the repository
 BUILD = ROOT / "_build"
 DATA = ROOT / "data"
 
@@ -98,6 +100,49 @@ def images(size_name: str | None = None) -> Path:
     return era5_like.ensure_images(size_name or size())
 
 
+def _cell(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}" if abs(value) < 1e5 else f"{value:.3e}"
+    return str(value)
+
+
+def table(rows, columns: list[str] | None = None, align: str | None = None) -> None:
+    """Show a table of results: a real, styled table in a notebook (and so on the slides that embed it),
+    aligned plain text when the lab runs as a script.
+
+    ``rows`` is a pandas DataFrame (its index is dropped: make it a column first if it matters) or a list
+    of dicts with the same keys. Format numbers before passing them when the default (3 significant
+    digits) is not what the reader needs, e.g. ``f"{seconds:.2f} s"``. ``align`` is one letter per
+    column, ``l`` or ``r``; by default numbers are right-aligned and text left-aligned.
+    """
+    if hasattr(rows, "to_dict"):  # a DataFrame
+        columns = columns or [str(c) for c in rows.columns]
+        rows = rows.to_dict("records")
+    rows = [dict(r) for r in rows]
+    columns = columns or (list(rows[0]) if rows else [])
+    cells = [[_cell(r.get(c, "")) for c in columns] for r in rows]
+    if align is None:
+        align = "".join("r" if rows and all(isinstance(r.get(c), (int, float)) for r in rows) else "l"
+                        for c in columns)
+    widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
+
+    def pad(text, i):
+        return text.rjust(widths[i]) if align[i] == "r" else text.ljust(widths[i])
+
+    plain = "\n".join(["  ".join(pad(c, i) for i, c in enumerate(columns)).rstrip(),
+                        "  ".join("-" * w for w in widths)]
+                       + ["  ".join(pad(v, i) for i, v in enumerate(row)).rstrip() for row in cells])
+    if not in_notebook():
+        print(plain)
+        return
+    esc = [[v.replace("|", "\\|") for v in row] for row in [columns] + cells]
+    rule = ["---:" if a == "r" else ":---" for a in align]
+    markdown = "\n".join("| " + " | ".join(row) + " |" for row in [esc[0], rule] + esc[1:])
+    from IPython.display import display
+
+    display({"text/markdown": markdown, "text/plain": plain}, raw=True)
+
+
 def run_checks(namespace: dict) -> None:
     """Run every ``test_*`` function in ``namespace`` (a lab's ``globals()``) and report.
 
@@ -131,7 +176,7 @@ def _spawn_like_a_notebook() -> None:
     path = getattr(main, "__file__", None)
     if main is None or in_notebook() or getattr(main, "__spec__", None) is not None or path is None:
         return
-    if Path(path).resolve().parent == Path(__file__).resolve().parent:  # a lab in labs/
+    if Path(path).resolve().parent == Path(__file__).resolve().parents[1]:  # a lab in labs/
         import importlib.machinery
 
         main.__spec__ = importlib.machinery.ModuleSpec("__main__", None)
