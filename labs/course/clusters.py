@@ -83,10 +83,14 @@ DEFAULT_DEADLINE_S = 600.0  # a safety net, not a tuning: $COURSE_DEADLINE_S ove
 PAUSED_GRACE_S = 20.0       # how long every worker may stay paused before we call it stuck
 
 
-def _deadline(timeout) -> float:
+def deadline(timeout: float | None = None) -> float:
+    """Seconds a computation may take: ``timeout`` if given, else ``$COURSE_DEADLINE_S``, else 600."""
     if timeout is not None:
         return float(timeout)
     return float(os.environ.get("COURSE_DEADLINE_S", DEFAULT_DEADLINE_S))
+
+
+_deadline = deadline
 
 
 def _mib(n) -> str:
