@@ -101,8 +101,8 @@ SVG(field.to_svg(size=250).replace("<svg ", '<svg xmlns="http://www.w3.org/2000/
 # %%
 #| label: chunk-facts
 time_mean = field.mean(axis=0)
-print(f"array: {field.shape}, {field.nbytes / 2**20:.0f} MiB in {field.npartitions} chunks of "
-      f"{field.chunksize} = {np.prod(field.chunksize) * 8 / 2**20:.1f} MiB each")
+print(f"array: {field.shape}, {field.nbytes / 2**20:.0f} MiB")
+print(f"{field.npartitions} chunks of {field.chunksize} = {np.prod(field.chunksize) * 8 / 2**20:.1f} MiB each")
 print(f"the time mean is a graph of {len(time_mean.__dask_graph__())} tasks; nothing has run yet")
 
 # %% [markdown]
@@ -262,11 +262,12 @@ print(f"Dashboard: {client.dashboard_link}")
 # %%
 #| label: futures-submit-map
 chopped = client.submit(soup.chop, "onion")  # returns at once
-print("just submitted:", chopped)
-print("result:", chopped.result(timeout=DEADLINE))  # waits for it
+print("just submitted:", chopped.status)
+print("result:", chopped.result(timeout=DEADLINE))  # waits for it (at most DEADLINE s)
 chops = client.map(soup.chop, soup.VEGETABLES)  # one future per vegetable
 fried = client.submit(soup.fry_onion, chops[0])  # a future as an argument: Dask wires it up
-print("from futures:", fried.result(timeout=DEADLINE), "|", [c.result(timeout=DEADLINE) for c in chops[1:]])
+print("fried:", fried.result(timeout=DEADLINE))
+print("chopped:", [c.result(timeout=DEADLINE) for c in chops[1:]])
 
 # %% [markdown]
 # `as_completed` hands you futures in the order they **finish**, not the order you submitted them:
@@ -301,7 +302,7 @@ def quantiles_without_scatter():
         warnings.simplefilter("always")
         futures = [client.submit(np.quantile, big, q) for q in quantiles]
         values = clusters.wait_for(futures, client, what="quantiles without scatter")  # gather, with a deadline
-    return values, [str(w.message).split(".")[0] for w in caught]
+    return values, [str(w.message).split(". ")[0] for w in caught]  # first sentence of each warning
 
 
 def quantiles_with_scatter():
@@ -313,8 +314,9 @@ def quantiles_with_scatter():
 (no_scatter, dask_warnings), no_scatter_s = timed(quantiles_without_scatter)
 with_scatter, scatter_s = timed(quantiles_with_scatter)
 print(f"{len(quantiles)} quantiles of a {big.nbytes / 2**20:.0f} MiB array")
-print(f"array inside every task: {no_scatter_s:.2f} s" + (f"  (Dask warned: {dask_warnings[0]})" if dask_warnings else ""))
+print(f"array inside every task: {no_scatter_s:.2f} s")
 print(f"scattered once         : {scatter_s:.2f} s")
+print(f"Dask warned: {dask_warnings[0]}" if dask_warnings else "Dask did not warn")
 print(course.hardware())
 
 # %% [markdown]
@@ -419,7 +421,7 @@ with performance_report(filename=str(report_path)):
             rounds += 1
         shot_files, shot_note = shooting.result()
 print(f"{rounds} rounds of {len(work.__dask_graph__())} tasks")
-print(f"performance report: {report_path.relative_to(course.ROOT)} ({report_path.stat().st_size / 1e6:.1f} MB, open it in a browser)")
+print(f"performance report: {report_path.relative_to(course.ROOT)} ({report_path.stat().st_size / 1e6:.1f} MB)")
 print(shot_note)
 
 # %% [markdown]
@@ -449,13 +451,13 @@ with ProgressBar():
 #| label: fig-dashboard-status
 #| fig-cap: "The Dask dashboard's status page during the computation above, screenshotted by a headless browser."
 #| fig-alt: "Dask dashboard status page: bytes stored per worker and task-processing bars at the left, the task stream with coloured bars per worker thread at the top right, and progress bars per task type below it."
-Image(filename=status_png, width=1000) if status_png in shot_files else print(shot_note)
+Image(filename=status_png, width=960) if status_png in shot_files else print(shot_note)
 
 # %%
 #| label: fig-dashboard-workers
-#| fig-cap: "The dashboard's Workers page: CPU and memory of each worker process, with its memory limit."
-#| fig-alt: "Table of the workers, one row per worker process, with columns for name, threads, CPU percent, memory used against the memory limit, and network activity."
-Image(filename=workers_png, width=1000) if workers_png in shot_files else print(shot_note)
+#| fig-cap: "The table at the top of the dashboard's Workers page: CPU and memory of each worker process, with its memory limit."
+#| fig-alt: "Table of the workers: a total row, then one row per worker process, with columns for name, address, threads, CPU percent, memory, memory limit, memory percent and managed memory."
+Image(filename=workers_png, width=1100) if workers_png in shot_files else print(shot_note)
 
 # %% [markdown]
 # ## 6. Three habits that save time, measured
@@ -738,7 +740,8 @@ course.table([{"run": label, "outcome": outcome, "seconds": f"{seconds:.1f}", "p
                "spilled MiB": f"{spill_frame[label].max() / 2**20:.0f}",
                "mean std": f"{float(value.mean()):.4f}" if outcome == "finished" else "-"}
               for label, (outcome, seconds, value) in runs.items()], align="llrrrr")
-print(f"limit {LIMIT_MIB} MiB (idle {idle_mib:.0f} + budget {BUDGET_MIB}, / 0.8) · {course.hardware()}")
+print(f"limit {LIMIT_MIB} MiB = (idle {idle_mib:.0f} + budget {BUDGET_MIB}) / 0.8")
+print(course.hardware())
 
 # %%
 #| label: fig-memory-timeline

@@ -616,8 +616,9 @@ def hello() -> int:
         estimate = sum(wait_for(parts, c, what="pi on the job's cluster", timeout=120))
         ran_on = sorted({w for who in c.who_has(parts).values() for w in who})
         joined = c.scheduler.address == os.environ.get("DASK_SCHEDULER_ADDRESS")
-        print(f"{'joined the job’s cluster' if joined else 'started its own cluster'} at {c.scheduler.address}: "
-              f"{len(workers)} workers; pi={estimate!r}; the slices ran on {len(ran_on)} of them", flush=True)
+        how = "joined the job's cluster" if joined else "started its own cluster"
+        print(f"{how} at {c.scheduler.address}: {len(workers)} workers", flush=True)
+        print(f"pi={estimate!r}; the slices ran on {len(ran_on)} of its workers", flush=True)
     return 0
 
 
