@@ -632,7 +632,14 @@ def worker_memory_mib(c):
 
 def warm_up(c, heartbeats=True):
     """Let the (new) worker import NumPy and friends, then wait for its heartbeats."""
-    clusters.compute(field_like(time_chunk=32)[:2].std("time"), c, what="the warm-up", timeout=120)
+    for attempt in range(3):  # just after a restart, the restart's notice may still cancel new work
+        try:
+            clusters.compute(field_like(time_chunk=32)[:2].std("time"), c, what="the warm-up", timeout=120)
+            break
+        except clusters.ClusterTrouble:
+            if attempt == 2:
+                raise
+            time.sleep(1)
     time.sleep(1.5 if heartbeats else 0)
 
 

@@ -30,6 +30,7 @@ import subprocess
 import sys
 import time
 import weakref
+from concurrent.futures import CancelledError
 from pathlib import Path
 
 LOCALHOST = "127.0.0.1"
@@ -167,6 +168,10 @@ def wait_for(futures, client, what: str = "the computation", timeout: float | No
             f"{what} failed: a worker was killed ({str(err).split('.')[0]}). Dask restarts a worker whose memory "
             f"passes 95 % of its limit, and gives up on a task that killed workers repeatedly. Try smaller chunks, "
             f"fewer threads per worker, or a larger memory_limit.") from err
+    except CancelledError as err:  # e.g. the cluster was restarted (client.restart()) while it waited
+        raise ClusterTrouble(
+            f"{what} was cancelled before it finished ({' '.join(str(err).split())[:200]}). If the cluster "
+            f"was just restarted, run it again.") from err
 
 
 # --------------------------------------------------------------------------- the dask command line
