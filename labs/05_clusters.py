@@ -33,7 +33,6 @@ import re
 import shutil
 import subprocess
 import sys
-import textwrap
 import time
 
 import graphviz
@@ -54,8 +53,14 @@ DEADLINE = clusters.deadline()  # seconds any one computation on a cluster may t
 
 
 def wrapped(command, width=76):
-    """A long shell command as you would type it over several lines, with backslashes."""
-    lines = textwrap.wrap(command, width, break_long_words=False, break_on_hyphens=False)
+    """A long shell command as you would type it over several lines, with backslashes; each option
+    stays with its value."""
+    lines = []
+    for part in re.split(r" (?=--)", command):
+        if lines and len(lines[-1]) + 1 + len(part) <= width:
+            lines[-1] += " " + part
+        else:
+            lines.append(part)
     return " \\\n    ".join(lines)
 
 # %%
