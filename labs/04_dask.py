@@ -541,11 +541,12 @@ def with_persist():
 
 persisted, persist_s = timed(with_persist)
 course.table([
-    {"how": "three .compute() calls", "seconds": f"{separately_s:.2f}", "why": "the preprocessing runs three times"},
-    {"how": "one dask.compute(a, b, c)", "seconds": f"{together_s:.2f}", "why": "shared tasks run once"},
-    {"how": "persist, then three calls", "seconds": f"{persist_s:.2f}", "why": "runs once, then reads the kept chunks"},
+    {"how": "three .compute()", "seconds": f"{separately_s:.2f}", "why": "makes the data three times"},
+    {"how": "one dask.compute()", "seconds": f"{together_s:.2f}", "why": "shared tasks run once"},
+    {"how": "persist, then three", "seconds": f"{persist_s:.2f}", "why": "makes it once, keeps it"},
 ], align="lrl")
-print(f"mean, std and max of a {base.nbytes / 2**20:.0f} MiB preprocessed array · {course.hardware()}")
+print(f"mean, std and max of a {base.nbytes / 2**20:.0f} MiB preprocessed array")
+print(course.hardware())
 
 # %% [markdown]
 # Done with this cluster. Closing it stops its worker processes; a notebook that forgets leaves them
@@ -758,12 +759,14 @@ print(course.hardware())
 fig, ax = plt.subplots(figsize=(10, 5))
 for label in runs:
     t, b = np.array(rss_sampler.samples[label]).T
-    ax.plot(t, b / 2**20, label=label + (" (killed)" if runs[label][0] == "KilledWorker" else ""))
+    alive = b > 0  # after a kill, until the worker is back, there is no worker process to measure
+    ax.plot(t[alive], b[alive] / 2**20, label=label + (" (killed)" if runs[label][0] == "KilledWorker" else ""))
 lines = ((LIMIT_MIB, "limit", "-"), (0.95 * LIMIT_MIB, "killed at 95 %", "--"), (0.8 * LIMIT_MIB, "paused at 80 %", ":"),
          (idle_mib, "idle worker", "-."))
 for level, name, style in lines:
     ax.axhline(level, color="#555555", linestyle=style, linewidth=1)
-    ax.text(1.0, level, name + " ", transform=ax.get_yaxis_transform(), ha="right", va="bottom", fontsize=11, color="#555555")
+    ax.text(1.0, level, name + " ", transform=ax.get_yaxis_transform(), ha="right", va="top" if "95" in name else "bottom",
+            fontsize=11, color="#555555")
 for label, (outcome, seconds, _) in runs.items():
     if outcome == "KilledWorker":
         t, b = np.array(rss_sampler.samples[label]).T

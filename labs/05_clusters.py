@@ -155,8 +155,8 @@ print(f"{len(cli_pids)} processes, {len(cli_listening)} listening sockets")
 #| fig-alt: "Diagram: the client box on the left connects to the scheduler box in the middle, which connects to two worker boxes on the right; the workers are also joined to each other for data transfers; a browser box connects to the scheduler's dashboard. Each box shows its address."
 OKABE_LIGHT = {"client": "#CDE4F5", "scheduler": "#F9E1B3", "worker": "#C4E8DC", "browser": "#EEEEEE"}
 g = graphviz.Digraph(graph_attr={"rankdir": "LR", "fontname": "Helvetica", "nodesep": "0.4", "ranksep": "1.1", "dpi": "130"},
-                     node_attr={"shape": "box", "style": "rounded,filled", "fontname": "Helvetica", "fontsize": "13"},
-                     edge_attr={"fontname": "Helvetica", "fontsize": "11"})
+                     node_attr={"shape": "box", "style": "rounded,filled", "fontname": "Helvetica", "fontsize": "18"},
+                     edge_attr={"fontname": "Helvetica", "fontsize": "16"})
 g.node("client", f"client\n(this notebook)\npid {os.getpid()}", fillcolor=OKABE_LIGHT["client"])
 g.node("browser", "browser\n(or SSH tunnel)", fillcolor=OKABE_LIGHT["browser"])
 g.node("scheduler", f"dask scheduler\n{cli.address}\ndashboard :{scheduler_info['services']['dashboard']}",
@@ -169,7 +169,7 @@ g.edge("client", "scheduler", label="graphs, results", dir="both")
 g.edge("browser", "scheduler", label="http", style="dashed")
 g.edge("worker0", "worker1", label="data", dir="both", style="dotted", constraint="false")
 g.render(OUT / "cluster", format="png", cleanup=True)
-Image(filename=OUT / "cluster.png", width=900)
+Image(filename=OUT / "cluster.png", width=1150)
 
 # %% [markdown]
 # ## 2. The same code, now on separate processes
