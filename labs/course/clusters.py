@@ -549,6 +549,11 @@ def screenshots(pages: dict[str, Path], wait_s: float = 2.5, timeout: float = 90
         jobs.append({"url": url, "path": str(path), "table": (tables or {}).get(url)})
     args = [sys.executable, str(Path(__file__).resolve()), "screenshot", browser, str(wait_s), json.dumps(jobs)]
     env = dict(os.environ, PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD="1")
+    # When the browser closes a dashboard page, Bokeh (serving the dashboard in this process for a
+    # LocalCluster) logs a harmless AssertionError traceback through tornado: keep it off the screen.
+    import logging
+
+    logging.getLogger("tornado.application").setLevel(logging.CRITICAL)
     try:
         # A separate process: Playwright's sync API cannot run inside Jupyter's event loop, and a
         # hung browser is easy to stop from outside.
