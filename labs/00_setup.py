@@ -139,8 +139,7 @@ def gpu_row():
 
 
 def disk_row():
-    import era5_like
-
+    era5_like = course.generator()
     target = era5_like.default_directory(course.size()).parent  # honours COURSE_DATA_DIR
     target.mkdir(parents=True, exist_ok=True)
     free = shutil.disk_usage(target).free

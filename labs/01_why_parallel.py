@@ -37,10 +37,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import psutil
 
-import bench
 import course
-import montecarlo
-import soup
+from course import bench, pi, soup
 
 SCALE = {"small": 1, "workshop": 10}.get(course.size(), 100)
 CORES = course.usable_cores()
@@ -442,11 +440,11 @@ def busy_for(seconds, fn):
 
 N_CHUNK = 2_000_000
 with ProcessPoolExecutor(max_workers=CORES, mp_context=CTX) as pool:
-    list(pool.map(montecarlo.nothing, range(CORES)))  # start the workers before we watch
+    list(pool.map(pi.nothing, range(CORES)))  # start the workers before we watch
     phases = {
-        "NumPy, one process": lambda: montecarlo.count_hits_numpy(N_CHUNK),
+        "NumPy, one process": lambda: pi.count_hits_numpy(N_CHUNK),
         f"dask.array, {CORES} threads": lambda: (da.random.default_rng(0).random(4 * N_CHUNK, chunks=N_CHUNK) ** 2).sum().compute(),
-        f"NumPy in {CORES} processes": lambda: sum(pool.map(montecarlo.hits_of_chunk, montecarlo.tasks("numpy", CORES * N_CHUNK, CORES))),
+        f"NumPy in {CORES} processes": lambda: sum(pool.map(pi.hits_of_chunk, pi.tasks("numpy", CORES * N_CHUNK, CORES))),
     }
     monitors = {}
     for name, fn in phases.items():
@@ -650,7 +648,7 @@ def test_no_kitchen_beats_the_critical_path():
 
 def test_pi_estimates_within_tolerance():
     for estimate, n in [(pi_from_loop, N_LOOP), (pi_from_numpy, N_NUMPY), (pi_from_dask, N_MEM)]:
-        assert abs(estimate - math.pi) < 5 * montecarlo.stderr(n), (estimate, n)
+        assert abs(estimate - math.pi) < 5 * pi.stderr(n), (estimate, n)
 
 
 def test_dask_pi_is_reproducible():

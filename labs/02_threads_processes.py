@@ -44,9 +44,8 @@ from contextlib import nullcontext
 import matplotlib.pyplot as plt
 import numpy as np
 
-import bench
 import course
-import montecarlo
+from course import bench, pi
 
 # One switch for the start method of every process pool in this lab: the platform's default, or the
 # one named in $COURSE_START_METHOD (fork, spawn or forkserver). `COURSE_START_METHOD=spawn pytest ...`
@@ -63,12 +62,12 @@ print(f"process start method: {CTX.get_start_method()}; worker counts tried: {WO
 # %% [markdown]
 # ## 1. Shock and horror
 # The π darts from lab 01, cut into chunks. Chunk *i* always uses the seed `(base, i)`, so every run
-# below counts the same hits whichever worker does which chunk. `montecarlo.hits_of_chunk` takes one
+# below counts the same hits whichever worker does which chunk. `pi.hits_of_chunk` takes one
 # task `(kind, n, base, i)` and returns its hits; `kind` is `"python"` (a plain loop) or `"numpy"`.
 # We run the chunks one after another, in a pool of threads, and in a pool of processes:
 
 # %%
-print(inspect.getsource(montecarlo.count_hits_python))
+print(inspect.getsource(pi.count_hits_python))
 
 # %%
 N = {"python": 1_000_000 * SCALE, "numpy": 20_000_000 * SCALE}
@@ -76,13 +75,13 @@ N = {"python": 1_000_000 * SCALE, "numpy": 20_000_000 * SCALE}
 
 def run(kind, executor, workers):
     """Best of three times and the total hits of N[kind] darts on `workers` threads or processes."""
-    work = montecarlo.tasks(kind, N[kind], CHUNKS)
+    work = pi.tasks(kind, N[kind], CHUNKS)
     pool = {"serial": nullcontext, "threads": ThreadPoolExecutor,
             "processes": functools.partial(ProcessPoolExecutor, mp_context=CTX)}[executor]
     with (pool() if executor == "serial" else pool(max_workers=workers)) as p:
         mapper = map if p is None else p.map
-        hits = sum(mapper(montecarlo.hits_of_chunk, work))  # warm-up: starts the workers
-        seconds = bench.best(lambda: sum(mapper(montecarlo.hits_of_chunk, work)), repeat=3, warmup=0)
+        hits = sum(mapper(pi.hits_of_chunk, work))  # warm-up: starts the workers
+        seconds = bench.best(lambda: sum(mapper(pi.hits_of_chunk, work)), repeat=3, warmup=0)
     return seconds, hits
 
 
@@ -199,7 +198,7 @@ def run_async(coroutine):
 
 def download_with_threads(workers):
     with ThreadPoolExecutor(workers) as pool:
-        return list(pool.map(montecarlo.sleep_then_return, [DELAY] * DOWNLOADS, range(DOWNLOADS)))
+        return list(pool.map(pi.sleep_then_return, [DELAY] * DOWNLOADS, range(DOWNLOADS)))
 
 
 io_workers = [1, 2, 4, 8, 16]
@@ -238,7 +237,7 @@ bench.stamp(fig)
 #| label: as-completed
 delays = [0.3, 0.1, 0.2]
 with ThreadPoolExecutor(3) as pool:
-    futures = {pool.submit(montecarlo.sleep_then_return, d, f"task {i} ({d} s)"): i for i, d in enumerate(delays)}
+    futures = {pool.submit(pi.sleep_then_return, d, f"task {i} ({d} s)"): i for i, d in enumerate(delays)}
     finished = [f.result() for f in as_completed(futures)]
 print("submitted:", ", ".join(f"task {i}" for i in range(len(delays))))
 print("finished: ", ", ".join(finished))
@@ -255,13 +254,13 @@ print("finished: ", ", ".join(finished))
 from joblib import Parallel, delayed
 from joblib.externals.loky import get_reusable_executor
 
-work = montecarlo.tasks("python", N["python"], CHUNKS)
+work = pi.tasks("python", N["python"], CHUNKS)
 with CTX.Pool(CORES) as mp_pool:
-    tool_hits = {"multiprocessing.Pool.map": sum(mp_pool.map(montecarlo.hits_of_chunk, work)),
-                 "multiprocessing.Pool.imap_unordered": sum(mp_pool.imap_unordered(montecarlo.hits_of_chunk, work))}
-    tool_times = {"multiprocessing.Pool.map": bench.best(lambda: sum(mp_pool.map(montecarlo.hits_of_chunk, work)), repeat=3)}
+    tool_hits = {"multiprocessing.Pool.map": sum(mp_pool.map(pi.hits_of_chunk, work)),
+                 "multiprocessing.Pool.imap_unordered": sum(mp_pool.imap_unordered(pi.hits_of_chunk, work))}
+    tool_times = {"multiprocessing.Pool.map": bench.best(lambda: sum(mp_pool.map(pi.hits_of_chunk, work)), repeat=3)}
 for name, options in {"joblib, threads": {"prefer": "threads"}, "joblib, loky processes": {"backend": "loky"}}.items():
-    run_joblib = lambda: sum(Parallel(n_jobs=CORES, **options)(delayed(montecarlo.hits_of_chunk)(t) for t in work))
+    run_joblib = lambda: sum(Parallel(n_jobs=CORES, **options)(delayed(pi.hits_of_chunk)(t) for t in work))
     tool_hits[name] = run_joblib()  # the first call also starts loky's workers
     tool_times[name] = bench.best(run_joblib, repeat=3, warmup=0)
 get_reusable_executor().shutdown(wait=True)  # loky would keep its workers for later calls
@@ -275,18 +274,18 @@ print(bench.load())
 
 # %% [markdown]
 # ### Exercise 2: a progress report
-# Submit the `work` chunks to a process pool with `pool.submit(montecarlo.hits_of_chunk, task)` and
+# Submit the `work` chunks to a process pool with `pool.submit(pi.hits_of_chunk, task)` and
 # print "*k* of *n* chunks done" as each finishes, then the π estimate.
 
 # %% tags=["solution"]
 with ProcessPoolExecutor(CORES, mp_context=CTX) as pool:
-    futures = [pool.submit(montecarlo.hits_of_chunk, task) for task in work]
+    futures = [pool.submit(pi.hits_of_chunk, task) for task in work]
     hits = 0
     for k, future in enumerate(as_completed(futures), 1):
         hits += future.result()
         if k % 8 == 0 or k == len(futures):
             print(f"{k} of {len(futures)} chunks done")
-print(f"π ≈ {montecarlo.estimate(hits, N['python']):.5f}")
+print(f"π ≈ {pi.estimate(hits, N['python']):.5f}")
 
 # %% [markdown]
 # ## 5. Patterns: map, reduce, and what cannot be parallelised
@@ -298,13 +297,13 @@ print(f"π ≈ {montecarlo.estimate(hits, N['python']):.5f}")
 
 # %%
 #| label: tree-reduce
-partial = [montecarlo.hits_of_chunk(t) for t in montecarlo.tasks("numpy", 1_000_000, 16)]
+partial = [pi.hits_of_chunk(t) for t in pi.tasks("numpy", 1_000_000, 16)]
 rounds = [partial]
 with ThreadPoolExecutor(CORES) as pool:
     while len(rounds[-1]) > 1:
         level = rounds[-1]
         pairs = [level[i:i + 2] for i in range(0, len(level), 2)]
-        rounds.append(list(pool.map(montecarlo.total_of, pairs)))
+        rounds.append(list(pool.map(pi.total_of, pairs)))
 for r, level in enumerate(rounds):
     print(f"round {r}: {len(level):2d} value{'s' if len(level) > 1 else ''}")
 print(f"tree: {rounds[-1][0]:,}   functools.reduce: {functools.reduce(operator.add, partial):,}")
@@ -345,14 +344,14 @@ print("ensemble:", ", ".join(f"{T0:.0f} → {T:.2f} °C" for T0, T in ensemble.i
 def pool_startup(method, workers=CORES):
     start = time.perf_counter()
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method)) as pool:
-        list(pool.map(montecarlo.nothing, range(workers)))
+        list(pool.map(pi.nothing, range(workers)))
     return time.perf_counter() - start
 
 
 startup = {m: min(pool_startup(m) for _ in range(2)) for m in multiprocessing.get_all_start_methods()}
 with ThreadPoolExecutor(CORES) as pool:
     start = time.perf_counter()
-    list(pool.map(montecarlo.nothing, range(CORES)))
+    list(pool.map(pi.nothing, range(CORES)))
     startup["threads"] = time.perf_counter() - start
 print(f"start {CORES} workers and run one empty task on each:")
 for method, t in startup.items():
@@ -371,7 +370,7 @@ TASKS = 32
 
 def per_task(mapper, size):
     items = [("numpy", size, 0, i) for i in range(TASKS)]
-    return bench.best(lambda: list(mapper(montecarlo.hits_of_chunk, items)), repeat=3) / TASKS
+    return bench.best(lambda: list(mapper(pi.hits_of_chunk, items)), repeat=3) / TASKS
 
 
 with ProcessPoolExecutor(CORES, mp_context=CTX) as procs, ThreadPoolExecutor(CORES) as threads:
@@ -438,15 +437,15 @@ bench.stamp(fig, bench.load())
 MB_SIZES = [1, 10, 100] + ([1000] if SCALE > 1 else [])
 print(f"{'array':>8} {'sum here':>10} {'pickle.dumps':>13} {'to a thread':>12} {'to a process':>13}")
 with ProcessPoolExecutor(1, mp_context=CTX) as proc, ThreadPoolExecutor(1) as thread:
-    proc.submit(montecarlo.nothing, 0).result()
+    proc.submit(pi.nothing, 0).result()
     transfer = {}
     for mb in MB_SIZES:
         a = np.ones(mb * 2**20 // 8)
-        t_here = bench.best(montecarlo.array_sum, a, repeat=3)
+        t_here = bench.best(pi.array_sum, a, repeat=3)
         t_pickle = bench.best(pickle.dumps, a, repeat=3)
-        t_thread = bench.best(lambda: thread.submit(montecarlo.array_sum, a).result(), repeat=3)
-        t_proc = bench.best(lambda: proc.submit(montecarlo.array_sum, a).result(), repeat=3)
-        transfer[mb] = (t_here, t_pickle, t_thread, t_proc, proc.submit(montecarlo.array_sum, a).result())
+        t_thread = bench.best(lambda: thread.submit(pi.array_sum, a).result(), repeat=3)
+        t_proc = bench.best(lambda: proc.submit(pi.array_sum, a).result(), repeat=3)
+        transfer[mb] = (t_here, t_pickle, t_thread, t_proc, proc.submit(pi.array_sum, a).result())
         print(f"{mb:>5} MB {t_here * 1e3:8.2f} ms {t_pickle * 1e3:10.2f} ms {t_thread * 1e3:9.2f} ms "
               f"{t_proc * 1e3:10.2f} ms")
         del a
@@ -468,7 +467,7 @@ print(bench.load())
 # ```python
 # items = [("numpy", 100, 0, i) for i in range(TASKS)]
 # with ProcessPoolExecutor(CORES, mp_context=CTX) as procs:
-#     print(bench.best(lambda: list(procs.map(montecarlo.hits_of_chunk, items, chunksize=8))) / TASKS)
+#     print(bench.best(lambda: list(procs.map(pi.hits_of_chunk, items, chunksize=8))) / TASKS)
 # ```
 # It drops several-fold: eight tasks travel in one message, so the per-message cost is paid once
 # per eight tasks. The work per task is unchanged; only the overhead shrinks.
@@ -525,7 +524,7 @@ else:
 # function by *name* (module and function), imports the module and looks the name up. Two rules
 # follow:
 #
-# 1. **Worker functions live in an importable module** (here `labs/montecarlo.py`), not in a
+# 1. **Worker functions live in an importable module** (here `labs/course/pi.py`), not in a
 #    notebook: a notebook's `__main__` cannot be imported by a child.
 # 2. **A script that starts processes guards its top level** with `if __name__ == "__main__":`,
 #    because spawn imports the script again in every child, and unguarded top-level code would run
@@ -561,7 +560,7 @@ print("the parent got:        ", broken.stderr.strip().splitlines()[-1] if broke
 spawn_ctx = multiprocessing.get_context("spawn")
 start = time.perf_counter()
 with ProcessPoolExecutor(CORES, mp_context=spawn_ctx) as pool:
-    spawn_hits = sum(pool.map(montecarlo.hits_of_chunk, montecarlo.tasks("numpy", N["numpy"], CHUNKS)))
+    spawn_hits = sum(pool.map(pi.hits_of_chunk, pi.tasks("numpy", N["numpy"], CHUNKS)))
 print(f"spawn pool: {spawn_hits:,} hits (serial: {results['numpy', 'serial', 1][1]:,}) "
       f"in {time.perf_counter() - start:.2f} s including start-up")
 print(course.hardware())
@@ -595,14 +594,14 @@ def test_parallel_runs_count_the_same_hits():
 
 def test_pi_within_tolerance():
     for kind in N:
-        estimate = montecarlo.estimate(results[kind, "serial", 1][1], N[kind])
-        assert abs(estimate - math.pi) < 5 * montecarlo.stderr(N[kind])
+        estimate = pi.estimate(results[kind, "serial", 1][1], N[kind])
+        assert abs(estimate - math.pi) < 5 * pi.stderr(N[kind])
 
 
 def test_chunk_seeds_do_not_depend_on_the_split():
     # the same chunk i of the same seed gives the same darts, however the work is shared
-    assert montecarlo.count_hits_numpy(10_000, 3, 5) == montecarlo.hits_of_chunk(("numpy", 10_000, 3, 5))
-    assert montecarlo.count_hits_numpy(10_000, 3, 5) != montecarlo.count_hits_numpy(10_000, 3, 6)
+    assert pi.count_hits_numpy(10_000, 3, 5) == pi.hits_of_chunk(("numpy", 10_000, 3, 5))
+    assert pi.count_hits_numpy(10_000, 3, 5) != pi.count_hits_numpy(10_000, 3, 6)
 
 
 def test_tools_agree():

@@ -41,9 +41,8 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-import bench
 import course
-import montecarlo
+from course import bench, pi
 
 # Numba keeps compiled functions here (set before Numba is imported), so a second run skips compiling.
 os.environ.setdefault("NUMBA_CACHE_DIR", str(course.BUILD / "numba_cache"))
@@ -54,7 +53,7 @@ SCALE = {"small": 1, "workshop": 10}.get(course.size(), 100)
 CORES = course.usable_cores()
 CHUNKS = 48  # π is cut into this many chunks; chunk i always uses seed (BASE, i)
 BASE = 2024
-LABS = Path(montecarlo.__file__).parent
+HELPERS = Path(pi.__file__).parent  # labs/course/: the π modules and the Cython source
 course.BUILD.mkdir(exist_ok=True)
 ladder = []  # (implementation, cores, darts per second): filled as we go, plotted at the end
 
@@ -76,16 +75,16 @@ print(bench.load())
 N_LOOP = 1_000_000 * SCALE
 N_NUMPY = 20_000_000 * SCALE
 
-loop_hits = montecarlo.count_hits_python(N_LOOP, BASE)
-rung("Python loop", 1, N_LOOP, bench.best(montecarlo.count_hits_python, N_LOOP, BASE, repeat=3))
-numpy_hits = montecarlo.count_hits_numpy(N_NUMPY, BASE)
-rung("NumPy", 1, N_NUMPY, bench.best(montecarlo.count_hits_numpy, N_NUMPY, BASE, repeat=3))
+loop_hits = pi.count_hits_python(N_LOOP, BASE)
+rung("Python loop", 1, N_LOOP, bench.best(pi.count_hits_python, N_LOOP, BASE, repeat=3))
+numpy_hits = pi.count_hits_numpy(N_NUMPY, BASE)
+rung("NumPy", 1, N_NUMPY, bench.best(pi.count_hits_numpy, N_NUMPY, BASE, repeat=3))
 with ThreadPoolExecutor(CORES) as threads, ProcessPoolExecutor(CORES, mp_context=CTX) as procs:
     for name, pool, kind, n in [("Python loop, processes", procs, "python", N_LOOP),
                                 ("NumPy, threads", threads, "numpy", N_NUMPY),
                                 ("NumPy, processes", procs, "numpy", N_NUMPY)]:
-        work = montecarlo.tasks(kind, n, CHUNKS, BASE)
-        rung(name, CORES, n, bench.best(lambda: sum(pool.map(montecarlo.hits_of_chunk, work)), repeat=3))
+        work = pi.tasks(kind, n, CHUNKS, BASE)
+        rung(name, CORES, n, bench.best(lambda: sum(pool.map(pi.hits_of_chunk, work)), repeat=3))
 
 import dask.array as da
 
@@ -112,7 +111,7 @@ N_PROFILE = 200_000
 
 
 def experiment(n=N_PROFILE, seeds=3):
-    estimates = [montecarlo.estimate(montecarlo.count_hits_python(n, seed), n) for seed in range(seeds)]
+    estimates = [pi.estimate(pi.count_hits_python(n, seed), n) for seed in range(seeds)]
     return statistics.mean(estimates), statistics.stdev(estimates)
 
 
@@ -135,14 +134,14 @@ print("\n".join(line for line in report.getvalue().splitlines()[4:] if line.stri
 # dart: millions of tiny calls. (The profiler's own bookkeeping per call also makes the run slower
 # than usual: profile to find *where*, time to find *how long*.) Which *lines*? **`line_profiler`**
 # times every line of the functions you name. From a shell, `kernprof -l -v` runs a script and
-# `-p` names what to profile; here the whole of `montecarlo.py`, run as a script:
+# `-p` names what to profile; here the whole of `course/pi.py`, run as a script:
 
 # %%
 #| label: kernprof
-command = ["kernprof", "-l", "-v", "--skip-zero", "-o", str(course.BUILD / "montecarlo.py.lprof"),
-           "-p", "montecarlo.py", "montecarlo.py", "loop", str(N_PROFILE)]
-print("$ " + " ".join(command[:4] + ["-o", "_build/montecarlo.py.lprof"] + command[6:]))
-out = subprocess.run([sys.executable, "-m", *command], cwd=LABS, capture_output=True, text=True, timeout=300)
+command = ["kernprof", "-l", "-v", "--skip-zero", "-o", str(course.BUILD / "pi.py.lprof"),
+           "-p", "pi.py", "pi.py", "loop", str(N_PROFILE)]
+print("$ " + " ".join(command[:4] + ["-o", "_build/pi.py.lprof"] + command[6:]))
+out = subprocess.run([sys.executable, "-m", *command], cwd=HELPERS, capture_output=True, text=True, timeout=300)
 if out.returncode == 0:  # print the report on the hot function, from its total time on
     report = next(block for block in out.stdout.split("Total time:") if "count_hits_python" in block)
     print("Total time:" + report.rstrip())
@@ -150,14 +149,14 @@ else:
     print(f"kernprof failed ({out.stderr.strip().splitlines()[-1]}): is line_profiler installed?")
 
 # %% [markdown]
-# In a notebook, `%load_ext line_profiler` and `%lprun -f montecarlo.count_hits_python experiment()`
+# In a notebook, `%load_ext line_profiler` and `%lprun -f pi.count_hits_python experiment()`
 # do the same; `%lprun` uses this API, which also works in any script:
 
 # %%
 #| label: line-profiler
 from line_profiler import LineProfiler
 
-line_profiler = LineProfiler(montecarlo.count_hits_python)
+line_profiler = LineProfiler(pi.count_hits_python)
 line_profiler.runcall(experiment, N_PROFILE // 2)
 report = io.StringIO()
 line_profiler.print_stats(stream=report, stripzeros=True)
@@ -205,7 +204,7 @@ bench.stamp(fig)
 import numba
 from numba import njit
 
-import pi_numba
+from course import pi_numba
 
 N_COUNT = min(10_000_000 * SCALE, 50_000_000)
 rng = np.random.default_rng(BASE)
@@ -292,7 +291,7 @@ print(f"compiling took {compile_loop:.2f} s; then {N_NUMBA // 4 / t:.3g} darts/s
 #
 # ### 3.3 One random generator for every compiled version
 # To spread darts over threads *and* get the same answer as a serial run, each chunk needs its own
-# random stream that does not depend on which thread runs it. `pi_numba.py` uses *SplitMix64*, a
+# random stream that does not depend on which thread runs it. `course/pi_numba.py` uses *SplitMix64*, a
 # generator of a few integer operations: chunk *i* of seed `base` starts from `mix64(base·γ + i)`.
 # The function that counts one chunk is marked `nogil=True`: it touches no Python objects, so it can
 # run without the GIL.
@@ -377,7 +376,7 @@ if CORES < 2:
     print("This machine gives us one core: the pitfall needs two or more. Read on, and try it on a bigger one.")
 else:
     for name, env in LAYERS.items():
-        run = subprocess.run([sys.executable, "-c", demo_code], cwd=LABS, capture_output=True, text=True,
+        run = subprocess.run([sys.executable, "-c", demo_code], cwd=HELPERS, capture_output=True, text=True,
                              env={**os.environ, "NUMBA_NUM_THREADS": str(CORES), **env}, timeout=300)
         if run.returncode == 0:
             layer_results[name] = json.loads(run.stdout.strip().splitlines()[-1])
@@ -456,13 +455,13 @@ print(f"parallel ufunc {t_ufunc * 1e3:.1f} ms, np.hypot {t_hypot * 1e3:.1f} ms; 
 # %% [markdown]
 # ## 4. Cython: C extensions that release the GIL
 # Cython translates Python-like code with C types (`.pyx`) into C, which a C compiler turns into an
-# extension module. `pi_cython.pyx` holds the same SplitMix64 darts as `pi_numba.py`. Its work
+# extension module. `course/pi_cython.pyx` holds the same SplitMix64 darts as `course/pi_numba.py`. Its work
 # happens in a `cdef ... nogil` function, which touches no Python objects; the functions Python calls
 # release the GIL around it (`with nogil:`), so Python threads run it in parallel, or use
 # `prange(..., nogil=True)`, which becomes an OpenMP loop:
 
 # %%
-print((LABS / "pi_cython.pyx").read_text().split("cdef inline", 1)[1].split("\n\n\n", 1)[1])
+print((HELPERS / "pi_cython.pyx").read_text().split("cdef inline", 1)[1].split("\n\n\n", 1)[1])
 
 # %% [markdown]
 # Unlike Numba, Cython needs a C compiler on the machine (gcc or clang on Linux and macOS,
@@ -490,7 +489,7 @@ setup(name="pi_cython", ext_modules=cythonize([extension], build_dir=temp, quiet
 
 def build_cython():
     """Compile pi_cython.pyx into _build/cython/; returns (ok, message)."""
-    source = LABS / "pi_cython.pyx"
+    source = HELPERS / "pi_cython.pyx"
     target = CYTHON_DIR / ("pi_cython" + sysconfig.get_config_var("EXT_SUFFIX"))
     stamp = CYTHON_DIR / "pi_cython.built.json"
     digest = hashlib.sha256(source.read_bytes() + BUILD_SCRIPT.encode()).hexdigest()
@@ -566,13 +565,13 @@ print(bench.load())
 # %% [markdown]
 # ## 5. Checkpointing: survive being killed
 # A long job on a cluster can be killed: it runs out of wall time, the node fails, you press Ctrl-C.
-# The remedy is to save finished work as you go and skip it on restart. `montecarlo.checkpoint_chunk`
+# The remedy is to save finished work as you go and skip it on restart. `pi.checkpoint_chunk`
 # keeps each finished chunk in its own small file, written to a temporary name and then renamed
 # (`os.replace`): a rename is atomic, so a file is either complete or absent, never half-written.
 
 # %%
-print(inspect.getsource(montecarlo.checkpoint_chunk))
-print(inspect.getsource(montecarlo.checkpointed_hits))
+print(inspect.getsource(pi.checkpoint_chunk))
+print(inspect.getsource(pi.checkpointed_hits))
 
 # %% [markdown]
 # We start the run in another process, kill it once some chunks are done, and restart it here.
@@ -582,8 +581,8 @@ print(inspect.getsource(montecarlo.checkpointed_hits))
 CHECKPOINTS = course.BUILD / "03_checkpoints"
 CK_N, CK_CHUNKS, CK_PAUSE = 200_000, 40, 0.05
 shutil.rmtree(CHECKPOINTS, ignore_errors=True)
-job = subprocess.Popen([sys.executable, "montecarlo.py", "checkpoint", str(CHECKPOINTS), str(CK_N),
-                        str(CK_CHUNKS), str(BASE), str(CK_PAUSE)], cwd=LABS,
+job = subprocess.Popen([sys.executable, "pi.py", "checkpoint", str(CHECKPOINTS), str(CK_N),
+                        str(CK_CHUNKS), str(BASE), str(CK_PAUSE)], cwd=HELPERS,
                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 deadline = time.perf_counter() + 120
 try:
@@ -598,19 +597,19 @@ done_when_killed = len(list(CHECKPOINTS.glob("chunk_*.json")))
 if done_when_killed == 0:
     print(f"The checkpointed run stopped before finishing a chunk: {job.stderr.read().strip()[-300:]}")
 start = time.perf_counter()
-resumed_hits = montecarlo.checkpointed_hits(CHECKPOINTS, CK_N, CK_CHUNKS, BASE)
+resumed_hits = pi.checkpointed_hits(CHECKPOINTS, CK_N, CK_CHUNKS, BASE)
 resume_seconds = time.perf_counter() - start
-uninterrupted_hits = sum(montecarlo.count_hits_numpy(CK_N, BASE, i) for i in range(CK_CHUNKS))
+uninterrupted_hits = sum(pi.count_hits_numpy(CK_N, BASE, i) for i in range(CK_CHUNKS))
 print(f"killed the run after {done_when_killed} of {CK_CHUNKS} chunks; "
       f"resuming computed the other {CK_CHUNKS - done_when_killed} in {resume_seconds:.2f} s")
 print(f"resumed: {resumed_hits:,} hits, uninterrupted: {uninterrupted_hits:,}, "
       f"same: {resumed_hits == uninterrupted_hits}")
-print(f"π ≈ {montecarlo.estimate(resumed_hits, CK_N * CK_CHUNKS):.5f}")
+print(f"π ≈ {pi.estimate(resumed_hits, CK_N * CK_CHUNKS):.5f}")
 
 # %% [markdown]
 # ### Exercise 2: checkpoint in parallel
 # Compute the chunks with a process pool instead: each worker writes its own chunk files, so they
-# never collide. Use `functools.partial(montecarlo.checkpoint_chunk, folder, CK_N, BASE)` with
+# never collide. Use `functools.partial(pi.checkpoint_chunk, folder, CK_N, BASE)` with
 # `pool.map` over the chunk numbers, into a fresh folder. Kill it halfway (interrupt the kernel),
 # then run it again. Do you get the same total?
 
@@ -619,7 +618,7 @@ PARALLEL_CHECKPOINTS = course.BUILD / "03_checkpoints_parallel"
 shutil.rmtree(PARALLEL_CHECKPOINTS, ignore_errors=True)
 PARALLEL_CHECKPOINTS.mkdir(parents=True)
 with ProcessPoolExecutor(CORES, mp_context=CTX) as pool:
-    one_chunk = functools.partial(montecarlo.checkpoint_chunk, PARALLEL_CHECKPOINTS, CK_N, BASE)
+    one_chunk = functools.partial(pi.checkpoint_chunk, PARALLEL_CHECKPOINTS, CK_N, BASE)
     parallel_hits = sum(pool.map(one_chunk, range(CK_CHUNKS)))
 print(f"parallel, checkpointed: {parallel_hits:,} hits; same as serial: {parallel_hits == uninterrupted_hits}")
 
@@ -725,7 +724,7 @@ def test_cython_agrees_with_numba():
 def test_pi_within_tolerance():
     for hits, n in [(loop_hits, N_LOOP), (numpy_hits, N_NUMPY), (serial_hits, N_SPLIT),
                     (loop_numba_hits, N_NUMBA // 4), (resumed_hits, CK_N * CK_CHUNKS)]:
-        assert abs(montecarlo.estimate(hits, n) - math.pi) < 5 * montecarlo.stderr(n), (hits, n)
+        assert abs(pi.estimate(hits, n) - math.pi) < 5 * pi.stderr(n), (hits, n)
 
 
 def test_checkpointed_run_resumes_to_the_same_answer():

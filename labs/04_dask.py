@@ -46,10 +46,8 @@ from dask.distributed import Client, KilledWorker, LocalCluster, as_completed, p
 from distributed.diagnostics import MemorySampler
 from IPython.display import SVG, Image
 
-import cluster_tools
 import course
-import pi_tasks
-import soup_tasks
+from course import clusters, pi, soup
 
 OUT = course.BUILD / "04_dask"  # everything this lab writes
 OUT.mkdir(parents=True, exist_ok=True)
@@ -177,22 +175,22 @@ Image(filename=OUT / "array-graph.png", width=900)
 # Not everything is an array. `delayed` wraps ordinary function calls: the call is recorded,
 # not run, and its arguments (other delayed results) become the edges of the graph. Here is the
 # Dutch pea soup (*erwtensoep*) from episode 01, shortened to ten steps. The steps are plain
-# functions in `labs/soup_tasks.py`; each sleeps for its recipe minutes, scaled down (one minute =
+# functions in `labs/course/soup.py`; each sleeps for its recipe minutes, scaled down (one minute =
 # 0.01 s), because cooking is mostly waiting for the pot.
 
 # %%
-peas = delayed(soup_tasks.cook_peas)(delayed(soup_tasks.rinse_peas)(), delayed(soup_tasks.boil_water)())
-onion = delayed(soup_tasks.fry_onion)(delayed(soup_tasks.chop)("onion"))
-carrots = delayed(soup_tasks.dice_carrots)()
-bacon = delayed(soup_tasks.fry_bacon)()
-pot = delayed(soup_tasks.add_vegetables)(peas, onion, carrots, bacon)
-soup = delayed(soup_tasks.serve)(delayed(soup_tasks.simmer_soup)(pot))  # nothing has been cooked yet
+peas = delayed(soup.cook_peas)(delayed(soup.rinse_peas)(), delayed(soup.boil_water)())
+onion = delayed(soup.fry_onion)(delayed(soup.chop)("onion"))
+carrots = delayed(soup.dice_carrots)()
+bacon = delayed(soup.fry_bacon)()
+pot = delayed(soup.add_vegetables)(peas, onion, carrots, bacon)
+meal = delayed(soup.serve)(delayed(soup.simmer_soup)(pot))  # nothing has been cooked yet
 
 # %%
 #| label: fig-soup-graph
 #| fig-cap: "The pea-soup recipe as a Dask task graph: rinsing, boiling, chopping, dicing and frying are independent and can run at the same time."
 #| fig-alt: "Graph flowing left to right: rinse_peas and boil_water feed cook_peas; chop feeds fry_onion; cook_peas, fry_onion, dice_carrots and fry_bacon all feed add_vegetables, then simmer_soup, then serve."
-soup.visualize(filename=str(OUT / "soup-graph.png"), rankdir="LR")
+meal.visualize(filename=str(OUT / "soup-graph.png"), rankdir="LR")
 Image(filename=OUT / "soup-graph.png", width=900)
 
 # %% [markdown]
@@ -203,12 +201,13 @@ Image(filename=OUT / "soup-graph.png", width=900)
 
 # %%
 #| label: soup-timings
-serial_soup, serial_s = timed(soup_tasks.cook_serially)
-dask_soup, dask_soup_s = timed(soup.compute, scheduler="threads", num_workers=5)
-spm = soup_tasks.SECONDS_PER_MINUTE
-print(f"one cook, step by step : {serial_s:.2f} s  (recipe: {soup_tasks.serial_minutes()} min × {spm} s = {soup_tasks.serial_minutes() * spm:.2f} s)")
-print(f"Dask threads, 5 cooks  : {dask_soup_s:.2f} s  (critical path: {soup_tasks.critical_path_minutes()} min = {soup_tasks.critical_path_minutes() * spm:.2f} s)")
-print(f"speed-up {serial_s / dask_soup_s:.2f}×, at most {soup_tasks.serial_minutes() / soup_tasks.critical_path_minutes():.2f}× · same soup: {serial_soup == dask_soup}")
+serial_soup, serial_s = timed(soup.cook_serially)
+dask_soup, dask_soup_s = timed(meal.compute, scheduler="threads", num_workers=5)
+spm = soup.MINUTE
+short = soup.short_recipe()
+print(f"one cook, step by step : {serial_s:.2f} s  (recipe: {soup.work(short)} min × {spm} s = {soup.work(short) * spm:.2f} s)")
+print(f"Dask threads, 5 cooks  : {dask_soup_s:.2f} s  (critical path: {soup.critical_path(short)[0]} min = {soup.critical_path(short)[0] * spm:.2f} s)")
+print(f"speed-up {serial_s / dask_soup_s:.2f}×, at most {soup.work(short) / soup.critical_path(short)[0]:.2f}× · same soup: {serial_soup == dask_soup}")
 print(course.hardware())
 
 # %% [markdown]
@@ -234,11 +233,11 @@ print(f"Dashboard: {client.dashboard_link}")
 
 # %%
 #| label: futures-submit-map
-chopped = client.submit(soup_tasks.chop, "onion")  # returns at once
+chopped = client.submit(soup.chop, "onion")  # returns at once
 print("just submitted:", chopped)
 print("result:", chopped.result())  # waits for it
-chops = client.map(soup_tasks.chop, soup_tasks.VEGETABLES)  # one future per vegetable
-fried = client.submit(soup_tasks.fry_onion, chops[0])  # a future as an argument: Dask wires it up
+chops = client.map(soup.chop, soup.VEGETABLES)  # one future per vegetable
+fried = client.submit(soup.fry_onion, chops[0])  # a future as an argument: Dask wires it up
 print("from futures:", fried.result(), "|", [c.result() for c in chops[1:]])
 
 # %% [markdown]
@@ -248,9 +247,9 @@ print("from futures:", fried.result(), "|", [c.result() for c in chops[1:]])
 # %%
 #| label: as-completed
 start = time.perf_counter()
-steps = {client.submit(soup_tasks.boil_water): "boil water", client.submit(soup_tasks.fry_bacon): "fry bacon",
-         client.submit(soup_tasks.dice_carrots): "dice carrots", client.submit(soup_tasks.rinse_peas): "rinse peas"}
-steps.update({client.submit(soup_tasks.chop, v, pure=False): f"chop {v}" for v in soup_tasks.VEGETABLES})
+steps = {client.submit(soup.boil_water): "boil water", client.submit(soup.fry_bacon): "fry bacon",
+         client.submit(soup.dice_carrots): "dice carrots", client.submit(soup.rinse_peas): "rinse peas"}
+steps.update({client.submit(soup.chop, v, pure=False): f"chop {v}" for v in soup.VEGETABLES})
 finished = []
 for future in as_completed(steps):
     finished.append(steps[future])
@@ -295,7 +294,7 @@ print(course.hardware())
 # The graph says *what* to run; the scheduler decides *where*. Python's global interpreter lock
 # (GIL) lets only one thread run Python code at a time, but NumPy, Numba and most I/O release it.
 # So the right scheduler depends on the kind of work. We compute π by the midpoint rule in four
-# slices (`labs/pi_tasks.py`), once with a plain Python loop (holds the GIL) and once with NumPy
+# slices (`labs/course/pi.py`), once with a plain Python loop (holds the GIL) and once with NumPy
 # (releases it), under each scheduler:
 #
 # | scheduler | runs tasks in | good for | cost |
@@ -310,7 +309,7 @@ N_PY, N_NP = 3_000_000 * SCALE, 400_000_000 * SCALE
 
 
 def pi_graph(slice_function, n, parts=4):
-    return delayed(sum)([delayed(slice_function)(a, b, n) for a, b in pi_tasks.slices(n, parts)])
+    return delayed(sum)([delayed(slice_function)(a, b, n) for a, b in pi.slices(n, parts)])
 
 
 schedulers = {
@@ -321,7 +320,7 @@ schedulers = {
 }
 scheduler_times, scheduler_pis = {}, {}
 for name, options in schedulers.items():
-    for work, function, n in (("pure Python", pi_tasks.pi_slice_python, N_PY), ("NumPy", pi_tasks.pi_slice_numpy, N_NP)):
+    for work, function, n in (("pure Python", pi.pi_slice_python, N_PY), ("NumPy", pi.pi_slice_numpy, N_NP)):
         scheduler_pis[name, work], scheduler_times[name, work] = timed(pi_graph(function, n).compute, **options)
 
 # %%
@@ -381,7 +380,7 @@ pages = {client.dashboard_link: status_png, client.dashboard_link.replace("/stat
 rounds = 0
 with performance_report(filename=str(report_path)):
     with ThreadPoolExecutor(1) as pool:
-        shooting = pool.submit(cluster_tools.screenshots, pages, 1.0)  # the browser runs beside the work
+        shooting = pool.submit(clusters.screenshots, pages, 1.0)  # the browser runs beside the work
         while rounds == 0 or not shooting.done():  # keep the dashboard busy until the pictures are taken
             client.compute(work).result()
             rounds += 1
@@ -496,12 +495,12 @@ import psutil
 
 dask_ports = {int(client.scheduler.address.rsplit(":", 1)[1]), int(client.dashboard_link.split(":")[2].split("/")[0])}
 worker_pids = [c.pid for c in psutil.Process().children(recursive=True)]
-listening = [(pid, ip, port) for pid, ip, port in cluster_tools.listening([psutil.Process().pid] + worker_pids)
+listening = [(pid, ip, port) for pid, ip, port in clusters.listening([psutil.Process().pid] + worker_pids)
              if pid in worker_pids or port in dask_ports]
 print(f"{len(listening)} listening sockets: " + ", ".join(sorted({f'{ip}:{port}' for _, ip, port in listening})))
 client.close()
 cluster.close()
-print("cluster closed; processes left:", cluster_tools.stray_children() or "none")
+print("cluster closed; processes left:", clusters.stray_children() or "none")
 
 # %% [markdown]
 # ## 7. Worker memory: a `KilledWorker` on purpose, and three fixes
@@ -574,12 +573,12 @@ print(f"array: {field_like(32).nbytes / 2**20:.0f} MiB; dashboard: {mem_client.d
 # ### The failure
 # With chunks of 32 MiB along time. Two samplers watch the worker while it runs:
 # `distributed.diagnostics.MemorySampler` records what the worker reports to the scheduler (here:
-# how much it spilled to disk), and `cluster_tools.WorkerMemorySampler` reads the worker process's
+# how much it spilled to disk), and `clusters.WorkerMemorySampler` reads the worker process's
 # memory from the operating system 50 times a second, fast enough to see the moment it is killed.
 
 # %%
 #| label: killed-worker
-rss_sampler, spill_sampler = cluster_tools.WorkerMemorySampler(), MemorySampler()
+rss_sampler, spill_sampler = clusters.WorkerMemorySampler(), MemorySampler()
 runs = {}  # label -> outcome, seconds, result
 
 
@@ -696,7 +695,7 @@ fig.tight_layout()
 #| label: memory-close
 mem_client.close()
 mem_cluster.close()
-print("memory cluster closed; processes left:", cluster_tools.stray_children() or "none")
+print("memory cluster closed; processes left:", clusters.stray_children() or "none")
 
 # %% [markdown]
 # ## Exercises
@@ -725,31 +724,30 @@ print("memory cluster closed; processes left:", cluster_tools.stray_children() o
 # ### Exercise 2: sausage on the side
 # Episode 01's recipe serves smoked sausage with the soup: `heat_sausage` (15 recipe minutes, needs
 # nothing), then `slice_sausage` (3 minutes), which `serve` also needs. Write the two functions in
-# `soup_tasks.py` (why there and not in the notebook?), add them to the graph, draw it, and predict
+# `course/soup.py` (why there and not in the notebook?), add them to the graph, draw it, and predict
 # the time before you measure it.
 
 # %% [markdown] tags=["solution"]
 # <details><summary>Solution</summary>
 #
-# In `soup_tasks.py` (worker processes started with `spawn` import functions by name; they cannot
+# In `course/soup.py` (worker processes started with `spawn` import functions by name; they cannot
 # import the notebook):
 # ```python
-# MINUTES.update(heat_sausage=15, slice_sausage=3)
 # def heat_sausage():
-#     _cook("heat_sausage"); return "hot sausage"
+#     _step("heat sausage"); return "hot sausage"      # RECIPE already has its minutes
 # def slice_sausage(sausage):
-#     _cook("slice_sausage"); return f"sliced {sausage}"
+#     _step("slice sausage"); return f"sliced {sausage}"
 # def serve_with(soup, sausage):
-#     _cook("serve"); return f"erwtensoep: {soup} with {sausage}"
+#     _step("serve"); return f"erwtensoep: {soup} with {sausage}"
 # ```
-# Then `meal = delayed(soup_tasks.serve_with)(delayed(soup_tasks.simmer_soup)(pot),
-# delayed(soup_tasks.slice_sausage)(delayed(soup_tasks.heat_sausage)()))`. The sausage (18 minutes)
+# Then `meal = delayed(soup.serve_with)(delayed(soup.simmer_soup)(pot),
+# delayed(soup.slice_sausage)(delayed(soup.heat_sausage)()))`. The sausage (18 minutes)
 # is ready long before the soup, so the time does not change: it is not on the critical path.
 # </details>
 
 # %% [markdown]
 # ### Exercise 3: futures as they come
-# Submit `pi_tasks.pi_slice_python(a, b, n)` for 8 slices of `n = 4_000_000` with `client.map` and
+# Submit `pi.pi_slice_python(a, b, n)` for 8 slices of `n = 4_000_000` with `client.map` and
 # add the parts up with `as_completed`, printing the running estimate of π after each slice.
 
 # %% [markdown] tags=["solution"]
@@ -757,8 +755,8 @@ print("memory cluster closed; processes left:", cluster_tools.stray_children() o
 #
 # ```python
 # n = 4_000_000
-# starts, stops = zip(*pi_tasks.slices(n, 8))
-# futures = client.map(pi_tasks.pi_slice_python, starts, stops, n=n)
+# starts, stops = zip(*pi.slices(n, 8))
+# futures = client.map(pi.pi_slice_python, starts, stops, n=n)
 # total = 0.0
 # for f in as_completed(futures):
 #     total += f.result()
@@ -818,9 +816,9 @@ def test_streaming_std_equals_two_pass():
 
 
 def test_soup_is_the_same_soup():
-    assert dask_soup == serial_soup == soup_tasks.cook_serially()
+    assert dask_soup == serial_soup == soup.cook_serially()
     assert sorted(finished) == sorted(["boil water", "fry bacon", "dice carrots", "rinse peas"]
-                                      + [f"chop {v}" for v in soup_tasks.VEGETABLES])
+                                      + [f"chop {v}" for v in soup.VEGETABLES])
 
 
 def test_every_scheduler_gives_pi():
@@ -847,7 +845,7 @@ def test_dashboards_bind_localhost_only():
 
 def test_performance_report_and_screenshots():
     assert report_path.exists() and report_path.stat().st_size > 10_000
-    if cluster_tools.find_browser() is not None:
+    if clusters.find_browser() is not None:
         assert set(shot_files) == {status_png, workers_png}, shot_note
         assert all(p.stat().st_size > 10_000 for p in shot_files)
 
@@ -865,7 +863,7 @@ def test_killed_worker_caught_and_fixed():
 
 def test_nothing_left_running():
     assert cluster.status.name == "closed" and mem_cluster.status.name == "closed"
-    assert cluster_tools.stray_children() == []
+    assert clusters.stray_children() == []
 
 
 course.run_checks(globals())

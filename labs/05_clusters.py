@@ -39,10 +39,8 @@ import psutil
 from dask.distributed import Client
 from IPython.display import Image
 
-import cluster_tools
 import course
-import mpi_pi
-import pi_tasks
+from course import clusters, pi
 
 OUT = course.BUILD / "05_clusters"  # everything this lab writes
 OUT.mkdir(parents=True, exist_ok=True)
@@ -74,13 +72,13 @@ print(f"COURSE_SIZE={course.size()} (scale ×{SCALE})")
 # The **scheduler file** is a small JSON file with the scheduler's address. On a shared file
 # system every worker can read it, so nobody has to type addresses. Here we start the same
 # commands as background processes, bound to `127.0.0.1` and on ports the operating system picks
-# (`--port 0`), so the lab never clashes with anything else running. `cluster_tools.CommandLineCluster`
+# (`--port 0`), so the lab never clashes with anything else running. `clusters.CommandLineCluster`
 # runs them and waits until the workers have connected:
 
 # %%
 #| label: cli-commands
 start = time.perf_counter()
-cli = cluster_tools.CommandLineCluster(n_workers=2, threads_per_worker=1, memory_limit="1GiB", workdir=OUT / "cli")
+cli = clusters.CommandLineCluster(n_workers=2, threads_per_worker=1, memory_limit="1GiB", workdir=OUT / "cli")
 cli_start_s = time.perf_counter() - start
 print("\n".join(cli.commands))
 print(f"\nscheduler and 2 workers up in {cli_start_s:.1f} s · scheduler file: {cli.scheduler_file.relative_to(course.ROOT)}")
@@ -159,7 +157,7 @@ Image(filename=OUT / "cluster.png", width=900)
 # ## 2. The same code, now on separate processes
 #
 # Submit work exactly as in episode 04. One thing is new: the workers are not children of the
-# notebook, so they cannot see functions defined in it by name. They import `pi_tasks` because the
+# notebook, so they cannot see functions defined in it by name. They import `course.pi` because the
 # cluster was started with `labs/` on their `PYTHONPATH`. On a real cluster, install your code in
 # the environment the workers use (`pip install -e .`), or put it on a shared file system on their
 # `PYTHONPATH`; `client.upload_file("module.py")` is the quick fix for a single file.
@@ -169,13 +167,13 @@ Image(filename=OUT / "cluster.png", width=900)
 N_PI = 1_000_000_000 * SCALE
 dask_runs = {}
 for parts in (1, 2):
-    starts, stops = zip(*pi_tasks.slices(N_PI, parts))
+    starts, stops = zip(*pi.slices(N_PI, parts))
     t0 = time.perf_counter()
-    futures = client.map(pi_tasks.pi_slice_numpy, starts, stops, n=N_PI)
+    futures = client.map(pi.pi_slice_numpy, starts, stops, n=N_PI)
     dask_runs[parts] = (sum(client.gather(futures)), time.perf_counter() - t0)
     del futures
-for parts, (pi, seconds) in dask_runs.items():
-    print(f"Dask, {parts} worker(s): π = {pi:.12f} (error {abs(pi - math.pi):.1e}) in {seconds:.2f} s")
+for parts, (value, seconds) in dask_runs.items():
+    print(f"Dask, {parts} worker(s): π = {value:.12f} (error {abs(value - math.pi):.1e}) in {seconds:.2f} s")
 print(f"{N_PI:,} terms · {course.hardware()}")
 
 # %% [markdown]
@@ -207,7 +205,7 @@ print(f"from a laptop, if this were a remote node:  ssh -L 8787:localhost:{dash_
 #
 # MPI starts **N copies of the same program** (*ranks*) at once, on one or many nodes; each asks
 # for its rank and does its share; they exchange data with explicit messages (`send`, `reduce`,
-# `gather`). `labs/mpi_pi.py` sums the same π slices as Dask did: rank *r* takes slice *r*, and
+# `gather`). `course/pi.py` (run as `mpiexec -n 2 python -m course.pi mpi N`) sums the same π slices as Dask did: rank *r* takes slice *r*, and
 # rank 0 gathers the parts. We run it under `mpiexec` with one and with two ranks.
 #
 # The course's environment brings MPICH (`pip install mpich mpi4py`, or conda-forge). On a cluster,
@@ -233,14 +231,14 @@ def mpiexec_args(mpiexec):
 
 
 def run_mpi(ranks, n, timeout=120):
-    """Run labs/mpi_pi.py under mpiexec; returns its numbers plus the wall time including start-up."""
-    cmd = [MPIEXEC, *mpiexec_args(MPIEXEC), "-n", str(ranks), sys.executable, str(course.ROOT / "labs" / "mpi_pi.py"), str(n)]
+    """Run `python -m course.pi mpi N` under mpiexec; returns its numbers plus the wall time including start-up."""
+    cmd = [MPIEXEC, *mpiexec_args(MPIEXEC), "-n", str(ranks), sys.executable, "-m", "course.pi", "mpi", str(n)]
     t0 = time.perf_counter()
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=course.ROOT / "labs")
     wall = time.perf_counter() - t0
     if done.returncode != 0:
         raise RuntimeError(f"mpiexec failed ({done.returncode}): {done.stderr.strip()[-500:]}")
-    return {**mpi_pi.parse(done.stdout), "wall": wall}
+    return {**pi.parse(done.stdout), "wall": wall}
 
 
 MPIEXEC = find_mpiexec()
@@ -261,8 +259,8 @@ print(f"π with {N_PI:,} terms, mpiexec = {MPIEXEC}")
 print(f"{'':<18} {'π':>18} {'compute s':>10} {'wall s':>8}")
 for ranks, r in mpi_runs.items():
     print(f"{f'MPI, {ranks} rank(s)':<18} {r['pi']:>18.15f} {r['seconds']:>10.2f} {r['wall']:>8.2f}")
-for parts, (pi, seconds) in dask_runs.items():
-    print(f"{f'Dask, {parts} worker(s)':<18} {pi:>18.15f} {seconds:>10.2f} {seconds:>8.2f}")
+for parts, (value, seconds) in dask_runs.items():
+    print(f"{f'Dask, {parts} worker(s)':<18} {value:>18.15f} {seconds:>10.2f} {seconds:>8.2f}")
 print(f"(Dask wall time excludes the cluster start-up of {cli_start_s:.1f} s, paid once for many computations)")
 print(course.hardware())
 
@@ -313,7 +311,7 @@ fig.tight_layout()
 # ## 5. Stop everything, and prove it
 #
 # A forgotten worker keeps its memory, its cores and, on a cluster, your allocation. `client.shutdown()`
-# asks the scheduler to close the workers and itself; `cluster_tools` then waits for every process,
+# asks the scheduler to close the workers and itself; `course.clusters` then waits for every process,
 # and terminates (or kills) any that does not exit. Afterwards no process of the cluster may be
 # alive and none of its ports may accept connections.
 
@@ -323,7 +321,7 @@ ports = sorted({port for _, _, port in cli_listening})
 stopped = cli.close(client)
 client.close()
 still_alive = [pid for pid in cli_pids if psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
-closed = cluster_tools.ports_closed(ports)
+closed = clusters.ports_closed(ports)
 print("stopped:", {how: len(pids) for how, pids in stopped["stopped_by"].items()})
 print(f"processes still alive: {still_alive or 'none'} · {len(ports)} ports all closed: {closed}")
 
@@ -343,12 +341,12 @@ print(f"processes still alive: {still_alive or 'none'} · {len(ports)} ports all
 # %%
 #| label: slurm-script
 RESOURCES = dict(cores=8, processes=2, memory="16GiB", walltime="01:30:00", queue="short", account="proj123")
-slurm_script = cluster_tools.job_script("slurm", **RESOURCES, job_script_prologue=["module load python", "source .venv/bin/activate"])
+slurm_script = clusters.job_script("slurm", **RESOURCES, job_script_prologue=["module load python", "source .venv/bin/activate"])
 print(slurm_script)
 
 # %%
 #| label: pbs-script
-pbs_script = cluster_tools.job_script("pbs", **RESOURCES)
+pbs_script = clusters.job_script("pbs", **RESOURCES)
 print(pbs_script)
 
 # %%
@@ -393,7 +391,7 @@ with SLURMCluster(**RESOURCES, scheduler_options={"host": "127.0.0.1", "dashboar
     print(f"the notebook would connect with Client(hpc); dashboard {hpc.dashboard_link}")
     adaptive_jobs_requested = len(hpc.worker_spec)
     hpc_ports = {int(hpc.scheduler_address.rsplit(":", 1)[1]), int(hpc.dashboard_link.split(":")[2].split("/")[0])}
-    hpc_listening = [x for x in cluster_tools.listening([os.getpid()]) if x[2] in hpc_ports]
+    hpc_listening = [x for x in clusters.listening([os.getpid()]) if x[2] in hpc_ports]
 
 # %% [markdown]
 # ## 7. A lab as a batch job: the scheduler-file pattern
@@ -428,7 +426,7 @@ for k, line in enumerate(lines):  # the three commands that matter, with their c
 
 # %% [markdown]
 # Without Slurm the template runs every step on this machine. Here it runs a tiny "lab" (in
-# `cluster_tools.py`) that connects with `Client()` and computes π, then must leave nothing behind.
+# `course/clusters.py`) that connects with `Client()` and computes π, then must leave nothing behind.
 
 # %%
 #| label: sbatch-local-run
@@ -442,7 +440,7 @@ else:
                PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
     t0 = time.perf_counter()
     try:
-        done = subprocess.run([bash, str(template), "labs/cluster_tools.py", "hello"], cwd=course.ROOT, env=env,
+        done = subprocess.run([bash, str(template), "labs/course/clusters.py", "hello"], cwd=course.ROOT, env=env,
                               capture_output=True, text=True, timeout=180)
         job_output = done.stdout + (f"[exit status {done.returncode}] {done.stderr[-800:]}" if done.returncode else "")
     except subprocess.TimeoutExpired as err:
@@ -485,7 +483,7 @@ else:
 # ## Exercises
 #
 # ### Exercise 1: one more worker, by hand
-# Start the command-line cluster again (`cli = cluster_tools.CommandLineCluster(...)`), then in a
+# Start the command-line cluster again (`cli = clusters.CommandLineCluster(...)`), then in a
 # **terminal** add a third worker with the `dask` command, using the scheduler file. How does the
 # client see it? Stop it again with Ctrl-C.
 
@@ -499,7 +497,7 @@ else:
 # `len(client.scheduler_info()["workers"])` becomes 3 and the dashboard shows a third row. Ctrl-C
 # closes the worker gracefully; the scheduler notices and the count goes back to 2. This is how
 # workers on other machines join: all they need is the scheduler's address (or a shared file
-# containing it). Without `labs/` on its `PYTHONPATH`, the new worker fails on `pi_tasks` tasks:
+# containing it). Without `labs/` on its `PYTHONPATH`, the new worker fails on `course.pi` tasks:
 # try it.
 # </details>
 
@@ -527,7 +525,7 @@ else:
 
 # %% [markdown]
 # ### Exercise 3: MPI ranks versus cores
-# Run `mpi_pi.py` with 4 ranks on this 2-core machine (`run_mpi(4, N_PI)`). What happens to the
+# Run the MPI π with 4 ranks on this 2-core machine (`run_mpi(4, N_PI)`). What happens to the
 # compute time, and why? What would Dask do with 4 workers on 2 cores?
 
 # %% [markdown] tags=["solution"]
@@ -582,12 +580,12 @@ def test_cli_cluster_binds_localhost_only():
 def test_cli_cluster_stopped_cleanly():
     assert still_alive == [] and stopped["left_running"] == []
     assert closed
-    assert cluster_tools.stray_children() == []
+    assert clusters.stray_children() == []
 
 
 def test_dask_and_mpi_agree_on_pi():
-    for pi, _ in dask_runs.values():
-        assert abs(pi - math.pi) < 1e-9
+    for value, _ in dask_runs.values():
+        assert abs(value - math.pi) < 1e-9
     for r in mpi_runs.values():
         assert abs(r["pi"] - math.pi) < 1e-9
     if 2 in mpi_runs:

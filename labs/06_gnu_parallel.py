@@ -18,7 +18,7 @@
 # (a Python script, CDO, NCO, GDAL, an R script) over a list of inputs, keeps the cores busy, collects
 # the output in order, logs every job and resumes an interrupted run.
 #
-# The per-file job in this lab is a tiny script, `labs/file_stats.py`: for each file it prints one CSV
+# The per-file job in this lab is a tiny script, `labs/course/file_stats.py`: for each file it prints one CSV
 # line with the count, mean, minimum and maximum of a variable (or of an image's grey level).
 # The same function, `file_stats.stats(path)`, is what the Python process pool runs later, so every
 # method must produce identical numbers.
@@ -42,9 +42,9 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 
 import course
-import file_stats
+from course import file_stats
 
-LABS = Path(course.__file__).resolve().parent
+LABS = Path(course.__file__).resolve().parents[1]  # labs/: the commands below run here
 DATA_DIR = course.dataset()
 IMAGE_DIR = course.images()
 OUT = course.BUILD / "06_gnu_parallel"
@@ -131,9 +131,9 @@ print(course.hardware())
 # %%
 #| label: one-file
 one_file = files[0]
-print(f"$ python file_stats.py --header $DATA/{one_file.name}")
+print(f"$ python course/file_stats.py --header $DATA/{one_file.name}")
 start = time.perf_counter()  # run without a shell, so that this cell works on Windows too
-done = subprocess.run([sys.executable, "file_stats.py", "--header", str(one_file)], cwd=LABS,
+done = subprocess.run([sys.executable, "course/file_stats.py", "--header", str(one_file)], cwd=LABS,
                       capture_output=True, text=True)
 one_file_s = time.perf_counter() - start
 print(done.stdout or done.stderr, end="")
@@ -187,8 +187,8 @@ else:
 #| label: input-sources
 (OUT / "files.txt").write_text("".join(f"{rel(f)}\n" for f in files))
 commands = [
-    "parallel --will-cite --dry-run python file_stats.py {} :::: $OUT/files.txt | head -n 3",
-    "parallel --will-cite --dry-run python file_stats.py --var {1} {2} ::: t2m sst ::: "
+    "parallel --will-cite --dry-run python course/file_stats.py {} :::: $OUT/files.txt | head -n 3",
+    "parallel --will-cite --dry-run python course/file_stats.py --var {1} {2} ::: t2m sst ::: "
     + " ".join(f"$DATA/{f.name}" for f in files[:2]),
 ]
 for command in commands:
@@ -207,7 +207,7 @@ for command in commands:
 
 # %%
 #| label: parallel-run
-parallel_command = f"parallel --will-cite -j {N} -k --joblog $OUT/joblog.tsv python file_stats.py {{}} ::: $DATA/era5_*.nc > $OUT/parallel.csv"
+parallel_command = f"parallel --will-cite -j {N} -k --joblog $OUT/joblog.tsv python course/file_stats.py {{}} ::: $DATA/era5_*.nc > $OUT/parallel.csv"
 times = {}  # method -> seconds for all NetCDF files
 if HAVE_PARALLEL:
     _, times["GNU parallel"] = shell(parallel_command)
@@ -249,7 +249,7 @@ else:
 # %%
 #| label: resume
 half = len(files) // 2
-job = f"--will-cite -j {N} --joblog $OUT/resume.tsv --resume 'python file_stats.py {{}} > $OUT/per_file/{{/.}}.csv'"
+job = f"--will-cite -j {N} --joblog $OUT/resume.tsv --resume 'python course/file_stats.py {{}} > $OUT/per_file/{{/.}}.csv'"
 first = f"head -n {half} $OUT/files.txt | parallel {job}"
 second = f"parallel {job} :::: $OUT/files.txt"
 if HAVE_PARALLEL:
@@ -276,7 +276,7 @@ else:
 # process, `-P` processes at a time. It has no joblog, no `--resume`, no replacement strings, and does
 # not keep the output of parallel jobs apart: all jobs write into the same output at once, so a job
 # that writes a line in two pieces can get another job's line in between (we saw it happen while
-# writing this lab; `file_stats.py` now writes each line in a single write). GNU parallel collects
+# writing this lab; `course/file_stats.py` now writes each line in a single write). GNU parallel collects
 # each job's output and prints it whole. But `xargs` is on every Linux and macOS machine. Finally **GNU parallel -X**, which hands each job several files at once
 # (section 6 explains why that matters).
 
@@ -290,7 +290,7 @@ with ProcessPoolExecutor(max_workers=N) as pool:
     rows_pool = sorted(pool.map(file_stats.stats, files), key=lambda r: r["file"])
 times["Python pool"] = time.perf_counter() - start  # includes starting the worker processes
 
-batched_nc_command = f"parallel --will-cite -j {N} -X python file_stats.py ::: $DATA/era5_*.nc > $OUT/parallel_X.csv"
+batched_nc_command = f"parallel --will-cite -j {N} -X python course/file_stats.py ::: $DATA/era5_*.nc > $OUT/parallel_X.csv"
 if HAVE_PARALLEL:
     _, times["GNU parallel -X"] = shell(batched_nc_command)
     rows_parallel_batched = file_stats.parse_csv((OUT / "parallel_X.csv").read_text())
@@ -298,7 +298,7 @@ else:
     skip(batched_nc_command, INSTALL_PARALLEL)
     rows_parallel_batched = None
 
-xargs_command = f"ls $DATA/era5_*.nc | xargs -P {N} -n 1 python file_stats.py > $OUT/xargs.csv"
+xargs_command = f"ls $DATA/era5_*.nc | xargs -P {N} -n 1 python course/file_stats.py > $OUT/xargs.csv"
 if HAVE_XARGS:
     _, times["xargs -P"] = shell(xargs_command)
     rows_xargs = file_stats.parse_csv((OUT / "xargs.csv").read_text())
@@ -372,8 +372,8 @@ plt.show()
 sample = images[: min(len(images), 8 * N)]
 (OUT / "image_sample.txt").write_text("".join(f"{rel(p)}\n" for p in sample))
 image_times = {}  # method -> (images, seconds)
-per_image_command = f"parallel --will-cite -j {N} python file_stats.py {{}} :::: $OUT/image_sample.txt > $OUT/images_one_each.csv"
-batched_command = f"parallel --will-cite -j {N} -X python file_stats.py ::: $IMAGES/*.png > $OUT/images_batched.csv"
+per_image_command = f"parallel --will-cite -j {N} python course/file_stats.py {{}} :::: $OUT/image_sample.txt > $OUT/images_one_each.csv"
+batched_command = f"parallel --will-cite -j {N} -X python course/file_stats.py ::: $IMAGES/*.png > $OUT/images_batched.csv"
 if HAVE_PARALLEL:
     _, seconds = shell(per_image_command)
     image_times["parallel, one process per image"] = (len(sample), seconds)
@@ -424,8 +424,8 @@ for method, (n, s) in image_times.items():
 #
 # ```bash
 # mkdir -p $OUT/sst
-# parallel --will-cite --dry-run 'python file_stats.py --var sst {} > $OUT/sst/{/.}.csv' ::: $DATA/era5_*.nc
-# parallel --will-cite           'python file_stats.py --var sst {} > $OUT/sst/{/.}.csv' ::: $DATA/era5_*.nc
+# parallel --will-cite --dry-run 'python course/file_stats.py --var sst {} > $OUT/sst/{/.}.csv' ::: $DATA/era5_*.nc
+# parallel --will-cite           'python course/file_stats.py --var sst {} > $OUT/sst/{/.}.csv' ::: $DATA/era5_*.nc
 # cat $OUT/sst/*.csv > $OUT/sst.csv
 # ```
 # The quotes matter: without them your shell would apply `>` to parallel itself and all output
@@ -439,7 +439,7 @@ for method, (n, s) in image_times.items():
 # <details><summary>Solution</summary>
 #
 # ```bash
-# parallel --will-cite --dry-run python file_stats.py --var {1} {2} ::: t2m sst tp ::: $DATA/era5_*.nc | wc -l
+# parallel --will-cite --dry-run python course/file_stats.py --var {1} {2} ::: t2m sst tp ::: $DATA/era5_*.nc | wc -l
 # ```
 # Two input sources give every combination: 3 variables × the number of files. Drop `--dry-run` and
 # `| wc -l` (and add `-k > all.csv`) to run them.
@@ -466,7 +466,7 @@ for method, (n, s) in image_times.items():
 # <details><summary>Solution</summary>
 #
 # ```bash
-# ls $IMAGES/*.png | xargs -P 2 -n 100 python file_stats.py > $OUT/images_xargs.csv
+# ls $IMAGES/*.png | xargs -P 2 -n 100 python course/file_stats.py > $OUT/images_xargs.csv
 # ```
 # Each process pays Python's start-up and imports once (section 1 measured it), then reads 100 images
 # in milliseconds each. With one process per image, start-up is paid for every image and dwarfs the

@@ -41,7 +41,7 @@ import zarr
 from zarr.codecs import BloscCodec, ZstdCodec
 
 import course
-import local_s3
+from course import s3 as local_s3
 
 # Zarr format 3 does not (yet) standardise consolidated metadata, so zarr-python warns each time we use
 # it. xarray, zarr-python and the cloud tools all read it; we use it knowingly and silence the warning.
@@ -497,7 +497,7 @@ print(course.hardware())
 # store**: a flat namespace of keys in a bucket, reached over HTTP with the S3 protocol. There is no
 # file locking and no directory, only `PUT`, `GET` (also of a byte range) and `LIST`, which is exactly
 # what Zarr needs. To try it without an account we start **moto**, a local S3 server, in its own
-# process, bound to `127.0.0.1` on a port the operating system picks (`labs/local_s3.py`).
+# process, bound to `127.0.0.1` on a port the operating system picks (`labs/course/s3.py`).
 # `fsspec`/`s3fs` then reach it exactly as they would reach AWS, MinIO or Ceph: only `endpoint_url`
 # and the (dummy) keys change. The server is stopped when the `with` block ends, whatever happens
 # inside it.

@@ -21,9 +21,8 @@ LABS = ROOT / "labs"
 if str(LABS) not in sys.path:
     sys.path.insert(0, str(LABS))
 
-import cluster_tools  # noqa: E402
-import mpi_pi  # noqa: E402
-import pi_tasks  # noqa: E402
+from course import clusters as cluster_tools  # noqa: E402
+from course import pi  # noqa: E402
 
 
 def _alive(pids):
@@ -56,8 +55,8 @@ def test_command_line_cluster_starts_binds_localhost_and_stops_cleanly(tmp_path)
         listening = cluster.listening()
         client = Client(cluster.address, timeout=30)
         n = 1_000_000
-        parts = client.map(pi_tasks.pi_slice_numpy, *zip(*pi_tasks.slices(n, 4)), n=n)
-        pi = sum(client.gather(parts))
+        parts = client.map(pi.pi_slice_numpy, *zip(*pi.slices(n, 4)), n=n)
+        estimate = sum(client.gather(parts))
         n_workers = len(client.scheduler_info()["workers"])
     except BaseException:
         cluster.close()
@@ -67,7 +66,7 @@ def test_command_line_cluster_starts_binds_localhost_and_stops_cleanly(tmp_path)
 
     # it ran: a scheduler, two `dask worker` commands, and the worker processes their nannies started
     assert n_workers == 2
-    assert abs(pi - math.pi) < 1e-9
+    assert abs(estimate - math.pi) < 1e-9
     assert len(pids) >= 5
     # every server and dashboard listened on 127.0.0.1, and only there
     ports = {port for _, _, port in listening}
@@ -159,11 +158,11 @@ def test_mpi_pi_under_mpiexec():
     if mpiexec is None:
         pytest.skip("no mpiexec: install mpich")
     n = 10_000_000
-    done = subprocess.run([mpiexec, "-n", "2", sys.executable, str(LABS / "mpi_pi.py"), str(n)],
+    done = subprocess.run([mpiexec, "-n", "2", sys.executable, "-m", "course.pi", "mpi", str(n)], cwd=LABS,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    result = mpi_pi.parse(done.stdout)
+    result = pi.parse(done.stdout)
     assert result["ranks"] == 2 and result["n"] == n
-    serial = sum(pi_tasks.pi_slice_numpy(a, b, n) for a, b in pi_tasks.slices(n, 2))
+    serial = sum(pi.pi_slice_numpy(a, b, n) for a, b in pi.slices(n, 2))
     assert result["pi"] == serial  # the same slices added in the same order
     assert abs(result["pi"] - math.pi) < 1e-9

@@ -1,4 +1,4 @@
-"""The local S3 server of episode 09 (``labs/local_s3.py``): it binds 127.0.0.1 only, serves a Zarr
+"""The local S3 server of episode 09 (``labs/course/s3.py``): it binds 127.0.0.1 only, serves a Zarr
 round trip through s3fs, and leaves nothing running, also when the code inside ``with`` fails."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import psutil
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "labs"))
-local_s3 = pytest.importorskip("local_s3")
+local_s3 = pytest.importorskip("course.s3")
 pytest.importorskip("moto.server")
 pytest.importorskip("s3fs")
 

@@ -1,20 +1,33 @@
-"""Small helpers that every lab imports: ``import course``.
+"""The course's own package: every lab starts with ``import course``.
+
+What a lab calls on it:
 
 * ``course.hardware()``   one line naming the CPU, cores, RAM and OS; printed next to every timing.
-* ``course.dataset()``    the folder of ERA5-like monthly NetCDF files, made on first use.
+* ``course.dataset()``    the folder of ERA5-like monthly NetCDF files, made on first use: the one way
+  a lab gets the data (``course.generator()`` is the generator itself, ``data/era5_like.py``).
 * ``course.images()``     the folder of PNG maps made from the same data (GNU parallel episode).
 * ``course.table(rows)``  shows measured results as a real table (Markdown in a notebook and on the
   slides, aligned text in a terminal).
 * ``course.run_checks(globals())``  runs a lab's ``test_*`` checks when it runs as a script or notebook.
 
-Importing it also makes a lab run as a script behave like a notebook under the ``spawn`` start method
-(used by Dask's worker processes everywhere, and by multiprocessing on macOS and Windows): new
-processes do not re-run the lab from the top; they import worker functions from modules such as
-``labs/montecarlo.py``. In your own scripts, put the top-level code under
-``if __name__ == "__main__":`` instead (episode 02 explains why).
+Its modules, one per subject, hold what the labs share and what worker processes must import by name
+(a process started with ``spawn`` cannot see functions defined in a notebook):
 
-Importing it also sets matplotlib up for the room (large fonts; no windows when run as a script) and
-points cartopy at the Natural Earth layers shipped in ``data/`` so that maps draw without a network.
+* ``course.pi``        π, the running example: darts, midpoint slices, checkpoints, MPI (labs 01–05);
+  ``course.pi_numba`` and ``pi_cython.pyx`` are its compiled versions (lab 03).
+* ``course.soup``      the pea-soup recipe, as data (lab 01) and as functions (lab 04).
+* ``course.bench``     timing with warm-up and repeats, the machine's load, figure stamps.
+* ``course.clusters``  Dask clusters: a client, computations with a deadline, worker memory, the
+  command-line cluster, batch-job scripts (labs 04, 05 and every lab that starts a cluster).
+* ``course.file_stats`` the per-file job of the GNU parallel episode (06).
+* ``course.s3``        a private S3 object store on 127.0.0.1 (09).
+
+Importing it in a lab also makes a lab run as a script behave like a notebook under the ``spawn``
+start method (used by Dask's worker processes everywhere, and by multiprocessing on macOS and
+Windows): new processes do not re-run the lab from the top. In your own scripts, put the top-level
+code under ``if __name__ == "__main__":`` instead (episode 02 explains why). In a lab (not in the worker
+processes, which import it too) it also sets matplotlib up for the room (large fonts; no windows when run
+as a script) and points cartopy at the Natural Earth layers shipped in ``data/`` so maps draw offline.
 
 The dataset size comes from the environment variable ``COURSE_SIZE`` (``small``, the default, runs in
 seconds; ``workshop`` is a few GB; ``large`` or e.g. ``40GB`` is larger than RAM) and its location
@@ -33,6 +46,9 @@ ROOT = Path(__file__).resolve().parents[2]  # labs/course/__init__.py -> the rep
 BUILD = ROOT / "_build"
 DATA = ROOT / "data"
 
+# The dataset generator and the offline-map set-up are scripts in data/, not installed packages. This is
+# the one place that makes them importable (as ``era5_like`` and ``offline_maps``), for the functions below
+# and for the generator's own worker processes.
 if str(DATA) not in sys.path:
     sys.path.insert(0, str(DATA))
 
@@ -84,6 +100,13 @@ def hardware() -> str:
     if physical and physical != usable_cores():
         cores += f" ({physical} physical)"
     return f"{_cpu_name()} · {cores} · {ram:.1f} GiB RAM · {platform.system()} · Python {platform.python_version()}"
+
+
+def generator():
+    """The dataset generator module, ``data/era5_like.py``: sizes (``parse_size``), folders, checks."""
+    import era5_like
+
+    return era5_like
 
 
 def dataset(size_name: str | None = None) -> Path:
@@ -216,6 +239,16 @@ def _setup_offline_maps() -> None:
     offline_maps.configure_cartopy()
 
 
+def _imported_by_a_lab() -> bool:
+    """True in a lab's own process (a notebook kernel, or a lab run as a script); False in the worker
+    processes that import ``course.pi`` and friends, which need no plotting set-up."""
+    if in_notebook():
+        return True
+    path = getattr(sys.modules.get("__main__"), "__file__", None)
+    return path is not None and Path(path).resolve().parent == Path(__file__).resolve().parents[1]
+
+
 _spawn_like_a_notebook()
-_setup_matplotlib()
-_setup_offline_maps()
+if _imported_by_a_lab():
+    _setup_matplotlib()
+    _setup_offline_maps()

@@ -1,4 +1,13 @@
-"""π by Monte-Carlo: the worker functions that labs 01–03 send to threads and processes.
+"""π, the course's running example: every worker function that labs send to threads, processes,
+Dask workers and MPI ranks (``from course import pi``).
+
+* **Monte-Carlo darts** (labs 01–03): ``count_hits_python``, ``count_hits_numpy``, ``hits_of_chunk``, …
+* **Checkpointing** (lab 03): ``checkpoint_chunk``, ``checkpointed_hits``.
+* **Midpoint-rule slices** (labs 04–05): ``slices``, ``pi_slice_python``, ``pi_slice_numpy``.
+* **MPI** (lab 05): ``mpiexec -n 2 python -m course.pi mpi N`` (run from ``labs/``), and ``parse``.
+
+The compiled darts (Numba, Cython) live beside this file in ``pi_numba.py`` and ``pi_cython.pyx``: they
+import Numba or need a compiler, and a worker process that only wants NumPy should not pay for that.
 
 Throw darts at the unit square; the fraction that lands inside the quarter circle x² + y² ≤ 1 is π/4.
 
@@ -18,6 +27,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import threading
 import time
 from pathlib import Path
@@ -151,9 +161,94 @@ def checkpointed_hits(folder: str | os.PathLike, n_per_chunk: int, chunks: int, 
     return sum(checkpoint_chunk(folder, n_per_chunk, base, i, pause) for i in range(chunks))
 
 
+# ---------------------------------------------------------------------------------------------------
+# π by the midpoint rule (labs 04–05), cut into slices that any scheduler can run in any process:
+#
+#     π = ∫₀¹ 4 / (1 + x²) dx  ≈  (1/n) Σᵢ 4 / (1 + xᵢ²),   xᵢ = (i + ½) / n
+#
+# Slice [start, stop) of the n terms is an independent task: add the slices in any order, on any
+# number of workers, and you get the same π.
+
+
+def slices(n: int, parts: int) -> list[tuple[int, int]]:
+    """Cut ``range(n)`` into ``parts`` contiguous ``(start, stop)`` slices of nearly equal size."""
+    return [(k * n // parts, (k + 1) * n // parts) for k in range(parts)]
+
+
+def pi_slice_python(start: int, stop: int, n: int) -> float:
+    """Part of the midpoint sum in a plain Python loop: holds the GIL the whole time."""
+    h = 1.0 / n
+    total = 0.0
+    for i in range(start, stop):
+        x = (i + 0.5) * h
+        total += 4.0 / (1.0 + x * x)
+    return total * h
+
+
+def pi_slice_numpy(start: int, stop: int, n: int, block: int = 32_768) -> float:
+    """Part of the midpoint sum with NumPy (which releases the GIL inside each operation).
+
+    It works through the slice one small block at a time in two preallocated buffers: the blocks
+    stay in the CPU cache, and no memory is allocated in the loop (allocating and freeing large
+    temporaries is slow, and slower still in Dask workers, which return freed memory to the OS
+    eagerly)."""
+    h = 1.0 / n
+    offsets = np.arange(block, dtype=np.float64) + 0.5
+    buf = np.empty(block, dtype=np.float64)
+    total = 0.0
+    for lo in range(start, stop, block):
+        m = min(block, stop - lo)
+        x = buf[:m]
+        np.add(offsets[:m], lo, out=x)  # i + 0.5
+        x *= h  # x_i
+        np.multiply(x, x, out=x)
+        x += 1.0
+        np.divide(4.0, x, out=x)
+        total += float(x.sum())
+    return total * h
+
+
+# ---------------------------------------------------------------------------------------------------
+# π with MPI (lab 05): every rank sums its own midpoint slice, rank 0 adds the slices up.
+#
+#     cd labs && mpiexec -n 2 python -m course.pi mpi 1000000000
+#
+# Rank 0 prints one line that lab 05 parses:  pi=3.14159265358979... ranks=2 n=50000000 seconds=0.1234
+# ``seconds`` is the compute time between two barriers (process start-up excluded). The slices are the
+# same ``slices`` a Dask cluster gets in lab 05, so the two results can be compared exactly.
+
+MPI_LINE = re.compile(r"pi=(?P<pi>\S+) ranks=(?P<ranks>\d+) n=(?P<n>\d+) seconds=(?P<seconds>\S+)")
+
+
+def parse(output: str) -> dict:
+    """The numbers from rank 0's line: ``{"pi": float, "ranks": int, "n": int, "seconds": float}``."""
+    m = MPI_LINE.search(output)
+    if m is None:
+        raise ValueError(f"no 'pi=... ranks=...' line in the MPI program's output: {output[-300:]!r}")
+    return {"pi": float(m["pi"]), "ranks": int(m["ranks"]), "n": int(m["n"]), "seconds": float(m["seconds"])}
+
+
+def mpi_main(n: int = 100_000_000) -> int:
+    from mpi4py import MPI  # imported here so that `from course import pi` works without MPI
+
+    comm = MPI.COMM_WORLD
+    rank, size = comm.Get_rank(), comm.Get_size()
+    comm.Barrier()
+    start = MPI.Wtime()
+    lo, hi = slices(n, size)[rank]  # this rank's share of the work
+    part = pi_slice_numpy(lo, hi, n)
+    parts = comm.gather(part, root=0)  # rank 0 collects the parts in rank order
+    comm.Barrier()
+    elapsed = MPI.Wtime() - start
+    if rank == 0:
+        print(f"pi={sum(parts)!r} ranks={size} n={n} seconds={elapsed:.4f}", flush=True)
+    return 0
+
+
 if __name__ == "__main__":
-    # python montecarlo.py loop N                                  π from N darts with the Python loop
-    # python montecarlo.py checkpoint FOLDER N_PER_CHUNK CHUNKS BASE PAUSE    (lab 03)
+    # python -m course.pi loop N                                  π from N darts with the Python loop
+    # python -m course.pi checkpoint FOLDER N_PER_CHUNK CHUNKS BASE PAUSE    (lab 03)
+    # mpiexec -n 2 python -m course.pi mpi N                      (lab 05)
     import sys
 
     command, *args = sys.argv[1:] or ["loop", "1000000"]
@@ -163,5 +258,7 @@ if __name__ == "__main__":
     elif command == "checkpoint":
         folder, n, chunks, base, pause = args
         print(checkpointed_hits(folder, int(n), int(chunks), int(base), float(pause)))
+    elif command == "mpi":
+        sys.exit(mpi_main(int(args[0]) if args else 100_000_000))
     else:
-        sys.exit(f"unknown command {command!r}: use `loop N` or `checkpoint FOLDER N CHUNKS BASE PAUSE`")
+        sys.exit(f"unknown command {command!r}: use `loop N`, `checkpoint FOLDER N CHUNKS BASE PAUSE` or `mpi N`")

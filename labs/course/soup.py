@@ -1,4 +1,12 @@
-"""The pea-soup recipe (erwtensoep) as tasks with durations and dependencies, and a kitchen to cook it in.
+"""Dutch pea soup (erwtensoep): one recipe, used as data by lab 01 and as functions by lab 04.
+
+* ``RECIPE``: every step with its minutes and the steps it needs first. This is the only place the
+  recipe is written down.
+* Lab 01 treats it as data: ``work``, ``critical_path`` and ``cook(k)`` (a kitchen of *k* cooks).
+* Lab 04 cooks a shortened version (``SHORT``) with ``dask.delayed`` and futures: one Python function
+  per step (``rinse_peas``, ``cook_peas``, …). Each sleeps for its minutes from ``RECIPE``. The functions
+  live in this module, not in the lab, because worker processes started with ``spawn`` import them by
+  name. Each returns a short string saying what went into it, so the soup lists its history.
 
 Lab 01 runs the recipe with 1, 2, 3, … cooks. A cook is a thread; a step "takes" its minutes by sleeping
 (``MINUTE`` seconds of real time per recipe minute), so cooking uses no CPU and any number of cooks fits
@@ -27,11 +35,11 @@ RECIPE: dict[str, tuple[int, tuple[str, ...]]] = {
     "clean leek": (6, ()),
     "chop leek": (8, ("clean leek",)),
     "peel celeriac": (8, ()),
-    "dice celeriac": (10, ("peel celeriac",)),
+    "chop celeriac": (10, ("peel celeriac",)),
     "peel carrots": (6, ()),
     "dice carrots": (7, ("peel carrots",)),
     "fry bacon": (12, ()),
-    "add vegetables": (2, ("cook peas", "dice potatoes", "fry onion", "chop leek", "dice celeriac",
+    "add vegetables": (2, ("cook peas", "dice potatoes", "fry onion", "chop leek", "chop celeriac",
                            "dice carrots", "fry bacon")),
     "simmer soup": (30, ("add vegetables",)),
     "heat sausage": (15, ()),
@@ -116,3 +124,80 @@ def cook(cooks: int, recipe=RECIPE, minute: float = MINUTE) -> list[dict]:
                 free_cooks.append(who)
             free_cooks.sort()
     return sorted(log, key=lambda r: r["start"])
+
+
+# ---------------------------------------------------------------------------------------------------
+# The recipe as functions (lab 04). A step "takes" its recipe minutes by sleeping, MINUTE seconds per
+# minute: sleeping is waiting, not computing (the pot simmers without the cook), so steps that do not
+# depend on each other overlap even on one core.
+
+#: the ten steps lab 04 cooks (the onion's, carrots' and bacon's side of the soup, without potatoes)
+SHORT = ("rinse peas", "boil water", "cook peas", "chop onion", "fry onion", "dice carrots", "fry bacon",
+         "add vegetables", "simmer soup", "serve")
+VEGETABLES = ("onion", "leek", "celeriac")
+
+
+def short_recipe() -> dict[str, tuple[int, tuple[str, ...]]]:
+    """``RECIPE`` cut down to the ``SHORT`` steps (needs outside them dropped)."""
+    return {s: (RECIPE[s][0], tuple(n for n in RECIPE[s][1] if n in SHORT)) for s in SHORT}
+
+
+def _step(name: str) -> None:
+    time.sleep(RECIPE[name][0] * MINUTE)
+
+
+def rinse_peas(grams: int = 500) -> str:
+    _step("rinse peas")
+    return f"{grams} g rinsed peas"
+
+
+def boil_water(litres: float = 2.0) -> str:
+    _step("boil water")
+    return f"{litres} l boiling water"
+
+
+def cook_peas(peas: str, water: str) -> str:
+    _step("cook peas")
+    return f"cooked ({peas} in {water})"
+
+
+def chop(vegetable: str) -> str:
+    _step(f"chop {vegetable}")
+    return f"chopped {vegetable}"
+
+
+def fry_onion(onion: str) -> str:
+    _step("fry onion")
+    return f"fried {onion}"
+
+
+def dice_carrots() -> str:
+    _step("dice carrots")
+    return "diced carrots"
+
+
+def fry_bacon() -> str:
+    _step("fry bacon")
+    return "fried bacon"
+
+
+def add_vegetables(peas: str, *others: str) -> str:
+    _step("add vegetables")
+    return f"pot of {peas} + " + " + ".join(others)
+
+
+def simmer_soup(pot: str) -> str:
+    _step("simmer soup")
+    return f"simmered [{pot}]"
+
+
+def serve(soup: str) -> str:
+    _step("serve")
+    return f"erwtensoep: {soup}"
+
+
+def cook_serially() -> str:
+    """The short recipe as one cook follows it, one step after the other."""
+    peas = cook_peas(rinse_peas(), boil_water())
+    onion = fry_onion(chop("onion"))
+    return serve(simmer_soup(add_vegetables(peas, onion, dice_carrots(), fry_bacon())))

@@ -1,4 +1,9 @@
-"""Tools for episodes 04 and 05: a Dask cluster started from the command line, and its checks.
+"""Dask clusters for the labs: a client, computations with a deadline, and the tools of episodes 04–05.
+
+* ``client(...)``         a ``distributed.Client`` on a local cluster bound to 127.0.0.1 (dashboard on a
+  free port), or on the cluster named by ``$DASK_SCHEDULER_ADDRESS`` / ``$DASK_SCHEDULER_FILE``.
+* ``compute(obj, client)`` computes with a deadline: a paused, killed or stuck cluster ends in a
+  ``ClusterTrouble`` error that says what happened and what to try, never in an endless wait.
 
 * ``CommandLineCluster``  starts ``dask scheduler`` and ``dask worker`` as separate processes on
   127.0.0.1, exactly the commands you would type on the machines of a cluster, and stops them cleanly.
@@ -9,7 +14,7 @@
 * ``job_script(kind, ...)`` the batch script dask-jobqueue would submit to SLURM or PBS.
 
 Run as a script it is also a tiny "lab" for the batch-job template ``labs/jobs/run_lab.sbatch``:
-``python labs/cluster_tools.py hello`` connects to the cluster named by ``DASK_SCHEDULER_ADDRESS``
+``python labs/course/clusters.py hello`` connects to the cluster named by ``DASK_SCHEDULER_ADDRESS``
 (or ``DASK_SCHEDULER_FILE``) and computes π on it.
 """
 
@@ -27,7 +32,112 @@ import weakref
 from pathlib import Path
 
 LOCALHOST = "127.0.0.1"
-HERE = Path(__file__).resolve().parent
+LABS = Path(__file__).resolve().parents[1]  # labs/: what workers need on their path to `import course`
+ROOT = LABS.parent
+
+
+# --------------------------------------------------------------------------- a client, and a deadline
+
+
+def client(n_workers: int = 2, threads_per_worker: int = 1, memory_limit="auto", *, local_only: bool = False,
+           **cluster_kwargs):
+    """A Dask client for a lab.
+
+    By default a ``LocalCluster`` of worker *processes* on this machine, bound to 127.0.0.1 (nobody on
+    the network can reach it) with the dashboard on a port the operating system picks. When a batch job
+    has started a cluster for us (``$DASK_SCHEDULER_ADDRESS`` or ``$DASK_SCHEDULER_FILE`` is set, see
+    ``labs/jobs/run_lab.sbatch``), it connects to that one instead and ignores the sizes given here; pass
+    ``local_only=True`` where the lesson needs its own limits (a memory demonstration).
+    """
+    from distributed import Client, LocalCluster
+
+    if not local_only:
+        if os.environ.get("DASK_SCHEDULER_ADDRESS"):
+            print(f"connecting to the cluster at $DASK_SCHEDULER_ADDRESS instead of starting one")
+            return Client(os.environ["DASK_SCHEDULER_ADDRESS"], timeout="60s")
+        if os.environ.get("DASK_SCHEDULER_FILE"):
+            print("connecting to the cluster in $DASK_SCHEDULER_FILE instead of starting one")
+            return Client(scheduler_file=os.environ["DASK_SCHEDULER_FILE"], timeout="60s")
+    cluster_kwargs.setdefault("host", LOCALHOST)
+    cluster_kwargs.setdefault("dashboard_address", f"{LOCALHOST}:0")
+    cluster = LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker,
+                           memory_limit=memory_limit, **cluster_kwargs)
+    return Client(cluster)
+
+
+class ClusterTrouble(RuntimeError):
+    """A computation on a cluster could not finish; the message says what happened and what to try."""
+
+
+DEFAULT_DEADLINE_S = 600.0  # a safety net, not a tuning: $COURSE_DEADLINE_S overrides it
+PAUSED_GRACE_S = 20.0       # how long every worker may stay paused before we call it stuck
+
+
+def _deadline(timeout) -> float:
+    if timeout is not None:
+        return float(timeout)
+    return float(os.environ.get("COURSE_DEADLINE_S", DEFAULT_DEADLINE_S))
+
+
+def _mib(n) -> str:
+    return f"{n / 2**20:.0f} MiB"
+
+
+def compute(obj, client, what: str = "the computation", timeout: float | None = None, poll: float = 0.5):
+    """``client.compute(obj).result()``, but never an endless wait.
+
+    ``obj`` is anything Dask can compute (a dask or xarray object, a delayed value, or a list of them).
+    While it runs, the scheduler's view of the workers is checked every ``poll`` seconds:
+
+    * every worker *paused* (memory above 80 % of its limit) for ``PAUSED_GRACE_S`` seconds: nothing can
+      make progress, so we stop;
+    * a worker *killed* (Dask's ``KilledWorker``, e.g. memory past 95 % of its limit): re-raised as is,
+      with a note on what to try;
+    * past the deadline (``timeout`` seconds, else ``$COURSE_DEADLINE_S``, else 600 s): we stop.
+
+    Stopping cancels the work, so the cluster is usable again, and raises ``ClusterTrouble``.
+    """
+    from distributed import KilledWorker, wait
+
+    limit = _deadline(timeout)
+    future = client.compute(obj)
+    start = time.monotonic()
+    paused_since = None
+    try:
+        while True:
+            try:
+                wait(future, timeout=poll)
+            except TimeoutError:  # not finished yet: look at the workers
+                pass
+            else:
+                return future.result()
+            now = time.monotonic()
+            workers = client.scheduler_info(n_workers=-1)["workers"].values()
+            paused = [w for w in workers if w.get("status") == "paused"]
+            if workers and len(paused) == len(workers):
+                paused_since = paused_since or now
+                if now - paused_since > PAUSED_GRACE_S:
+                    used = ", ".join(f"{_mib(w['metrics']['memory'])} of {_mib(w['memory_limit'])}" for w in paused)
+                    raise ClusterTrouble(
+                        f"{what} stopped: every worker has been paused for {now - paused_since:.0f} s because its "
+                        f"memory is above 80 % of its limit ({used}). Paused workers run no tasks, so it would "
+                        f"wait forever. Try smaller chunks, fewer threads per worker, or a larger memory_limit.")
+            else:
+                paused_since = None
+            if now - start > limit:
+                raise ClusterTrouble(
+                    f"{what} did not finish within its deadline of {limit:.0f} s. The dashboard "
+                    f"({client.dashboard_link}) shows what the workers are doing. If the machine is busy or "
+                    f"the data larger than you thought, raise the deadline with COURSE_DEADLINE_S=<seconds>; "
+                    f"if nothing moves, look for a paused or restarting worker.")
+    except KilledWorker as err:
+        raise ClusterTrouble(
+            f"{what} failed: a worker was killed ({err}). Dask restarts a worker whose memory passes 95 % of "
+            f"its limit, and gives up on a task that killed workers repeatedly. Try smaller chunks, fewer "
+            f"threads per worker, or a larger memory_limit.") from err
+    finally:
+        if not future.done():
+            future.cancel()
 
 
 # --------------------------------------------------------------------------- the dask command line
@@ -51,7 +161,7 @@ def show_command(cmd: list[str]) -> str:
     out = []
     for w in words:
         p = Path(w)
-        out.append(os.path.relpath(w, HERE.parent) if p.is_absolute() and HERE.parent in p.parents else w)
+        out.append(os.path.relpath(w, ROOT) if p.is_absolute() and ROOT in p.parents else w)
     return " ".join(out)
 
 
@@ -72,7 +182,7 @@ class CommandLineCluster:
     def __init__(self, n_workers: int = 2, threads_per_worker: int = 1, memory_limit: str = "1GiB",
                  workdir: Path | str | None = None, timeout: float = 60, idle_timeout: str = "1h"):
         self.n_workers = n_workers
-        self.workdir = Path(workdir) if workdir else HERE.parent / "_build" / "cli-cluster"
+        self.workdir = Path(workdir) if workdir else ROOT / "_build" / "cli-cluster"
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.scheduler_file = self.workdir / "scheduler.json"
         self.scheduler_file.unlink(missing_ok=True)
@@ -93,8 +203,8 @@ class CommandLineCluster:
         log = open(self.workdir / f"{name}.log", "w")
         self._logs.append(log)
         env = dict(os.environ)
-        # The workers must import the same code as the client: here the helper modules in labs/.
-        env["PYTHONPATH"] = os.pathsep.join([str(HERE)] + [p for p in [env.get("PYTHONPATH")] if p])
+        # The workers must import the same code as the client: here the `course` package in labs/.
+        env["PYTHONPATH"] = os.pathsep.join([str(LABS)] + [p for p in [env.get("PYTHONPATH")] if p])
         kwargs = {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP} if os.name == "nt" else {}
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 cwd=self.workdir, env=env, **kwargs)
@@ -453,7 +563,7 @@ def _hello() -> int:
     """Connect to the cluster a batch job started and run π on it (used by run_lab.sbatch's self-test)."""
     from distributed import Client
 
-    import pi_tasks
+    from course import pi
 
     sched_file = os.environ.get("DASK_SCHEDULER_FILE")
     client = Client(scheduler_file=sched_file) if sched_file and not os.environ.get("DASK_SCHEDULER_ADDRESS") \
@@ -461,14 +571,14 @@ def _hello() -> int:
     with client:
         workers = client.scheduler_info(n_workers=-1)["workers"]
         n = 20_000_000
-        parts = client.map(pi_tasks.pi_slice_numpy, *zip(*pi_tasks.slices(n, 2 * len(workers))), n=n)
+        parts = client.map(pi.pi_slice_numpy, *zip(*pi.slices(n, 2 * len(workers))), n=n)
         pi = sum(client.gather(parts))
         print(f"connected to {client.scheduler.address}: {len(workers)} workers; pi={pi!r}", flush=True)
     return 0
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(HERE))
+    sys.path.insert(0, str(LABS))  # run as a script: make `import course` work
     if len(sys.argv) > 1 and sys.argv[1] == "screenshot":
         _screenshot_main(*sys.argv[2:])
     elif len(sys.argv) > 1 and sys.argv[1] == "hello":

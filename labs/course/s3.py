@@ -1,15 +1,15 @@
-"""A private S3-compatible object store on this machine, for episode 09 (``import local_s3``).
+"""A private S3-compatible object store on this machine, for episode 09 (``from course import s3``).
 
 The server is moto (``pip install "moto[server]"``), a stand-in for Amazon S3 that keeps the objects
 in the memory of its own process. It runs as a separate process, as a real object store would, bound
 to ``127.0.0.1`` (nobody else on the network can reach it) on a port the operating system chooses
 (so it never clashes with anything already running)::
 
-    with local_s3.LocalS3() as s3:
-        ds.to_zarr("s3://course/era5.zarr", storage_options=s3.storage_options)
+    with s3.LocalS3() as store:
+        ds.to_zarr("s3://course/era5.zarr", storage_options=store.storage_options)
 
 Leaving the ``with`` block stops the server and checks that its process is gone and its port closed.
-Run ``python labs/local_s3.py`` to start one by hand (Ctrl-C stops it).
+Run ``python labs/course/s3.py`` to start one by hand (Ctrl-C stops it).
 """
 
 from __future__ import annotations

@@ -2,13 +2,13 @@
 
 From the shell, one CSV line per file (this is what GNU parallel and ``xargs`` run)::
 
-    python file_stats.py ../data/era5/small/era5_2000-01.nc           # 2 m temperature (t2m)
-    python file_stats.py --var sst era5_2000-01.nc era5_2000-02.nc    # another variable, several files
-    python file_stats.py --header                                     # just the CSV header
+    python course/file_stats.py ../data/era5/small/era5_2000-01.nc          # 2 m temperature (t2m)
+    python course/file_stats.py --var sst era5_2000-01.nc era5_2000-02.nc    # another variable, several files
+    python course/file_stats.py --header                                    # just the CSV header
 
 From Python (this is what the process pool in the lab runs)::
 
-    import file_stats
+    from course import file_stats
     file_stats.stats("era5_2000-01.nc")      # {'file': 'era5_2000-01.nc', 'variable': 't2m', 'count': ...}
 
 For a NetCDF file (``.nc``) it reads one variable (packed values are decoded with their scale_factor and
