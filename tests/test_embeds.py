@@ -42,7 +42,7 @@ def test_decks_embed_from_build_only():
 
 def test_every_lab_has_a_deck_and_back():
     labs = {p.stem for p in LABS}
-    decks = {p.stem for p in SLIDES}
+    decks = {p.stem for p in SLIDES if re.match(r"\d\d_", p.stem)}  # not index.qmd or a guide
     assert labs == decks, f"labs without deck: {sorted(labs - decks)}; decks without lab: {sorted(decks - labs)}"
 
 
