@@ -594,8 +594,8 @@ print("cluster closed; processes left:", clusters.stray_children() or "none")
 # on an array larger than the whole worker.
 #
 # **Why the limit is computed, not typed.** What an idle worker uses depends on the machine, the
-# operating system and the library versions: the same lab has measured idle workers from about 200
-# to over 300 MiB. A typed limit that leaves room on one machine leaves none on another: the worker
+# operating system and the library versions: on two machines the same lab found idle workers a
+# hundred MiB apart. A typed limit that leaves room on one machine leaves none on another: the worker
 # sits above its pause line doing nothing, and the computation waits forever. So we measure the idle
 # worker first, on a worker without a limit, and size the limit from that measurement plus a
 # budget made from the chunk sizes the fixes use.

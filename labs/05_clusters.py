@@ -373,7 +373,7 @@ def show_script(script):
 
 
 RESOURCES = dict(cores=8, processes=2, memory="16GiB", walltime="01:30:00", queue="short", account="proj123")
-slurm_script = clusters.job_script("slurm", **RESOURCES, job_script_prologue=["module load python", "source .venv/bin/activate"])
+slurm_script = clusters.job_script("slurm", **RESOURCES, job_script_prologue=["module load python", "conda activate course"])
 show_script(slurm_script)
 
 # %%
