@@ -96,8 +96,8 @@ course.table(gpu.status_rows(found))
 if ON_GPU:
     print(f"GPU: {GPU_NAME}. Timings below are measured on it; CPU rows are measured on the CPU.")
 else:
-    NOTICE = ("Measured WITHOUT a GPU: every timing in this lab is a CPU timing; the GPU rows say "
-              f"'{NO_GPU}'.\n" + gpu.HOW_TO_GET_GPU)
+    NOTICE = ("Measured WITHOUT a GPU: every timing in this lab is a CPU timing,\n"
+              f"and the GPU rows say '{NO_GPU}'. To get the GPU figures:\n" + gpu.HOW_TO_GET_GPU)
     print(NOTICE)
 print(f"Numba kernels: {'on the GPU' if not SIMULATOR else 'CUDA simulator (NUMBA_ENABLE_CUDASIM=1)'}")
 print(HARDWARE)

@@ -40,9 +40,10 @@ from pathlib import Path
 LABS = Path(__file__).resolve().parents[1]
 ROOT = LABS.parent
 
-HOW_TO_GET_GPU = ("GPU figures need an NVIDIA GPU and the GPU packages: `pixi run -e gpu lab 11_gpus`, or "
-                  "`pip install -r requirements.txt -r requirements-gpu.txt` in a fresh venv, on a GPU node "
-                  "(HPC: request one, e.g. `--gres=gpu:1`; or a cloud notebook with a GPU).")
+HOW_TO_GET_GPU = ("  1. a machine with an NVIDIA GPU (HPC: a GPU node, e.g. `--gres=gpu:1`; or a cloud notebook);\n"
+                  "  2. the GPU packages: `pixi run -e gpu lab 11_gpus`, or in a fresh venv\n"
+                  "     `pip install -r requirements.txt -r requirements-gpu.txt`;\n"
+                  "  3. rerun this lab there.")
 
 
 def forced_cpu() -> bool:
