@@ -93,14 +93,28 @@ gpu_errors = []  # a GPU path that failed: said in the output, and a check fails
 # %%
 #| label: gpu-status
 course.table(gpu.status_rows(found))
-if ON_GPU:
-    print(f"GPU: {GPU_NAME}. Timings below are measured on it; CPU rows are measured on the CPU.")
-else:
-    NOTICE = ("Measured WITHOUT a GPU: every timing in this lab is a CPU timing,\n"
-              f"and the GPU rows say '{NO_GPU}'. To get the GPU figures:\n" + gpu.HOW_TO_GET_GPU)
-    print(NOTICE)
 print(f"Numba kernels: {'on the GPU' if not SIMULATOR else 'CUDA simulator (NUMBA_ENABLE_CUDASIM=1)'}")
 print(HARDWARE)
+
+# %%
+#| label: gpu-notice
+def say(markdown):
+    """Show a short Markdown text: formatted in a notebook (and on the slides), as is in a terminal."""
+    if course.in_notebook():
+        from IPython.display import display
+
+        display({"text/markdown": markdown, "text/plain": markdown}, raw=True)
+    else:
+        print(markdown)
+
+
+if ON_GPU:
+    NOTICE = (f"**Measured on a GPU: {GPU_NAME}** (CuPy {found['cupy']}, numba-cuda {found['numba_cuda']}). "
+              "GPU rows are measured on it, CPU rows on the CPU.")
+else:
+    NOTICE = ("**Measured WITHOUT a GPU.** Every timing in this lab is a CPU timing, and the GPU rows say "
+              f"*{NO_GPU}*. To get the GPU figures:\n\n" + gpu.HOW_TO_GET_GPU)
+say(NOTICE)
 
 # %% [markdown]
 # ## 1. Why a GPU: many cores, fast memory, and a bus in between
@@ -685,11 +699,15 @@ def accelerated(name, months=None):
 
 pandas_cpu, pandas_gpu, rows = accelerated("pandas")
 course.table(rows)
+print(HARDWARE)
+
+# %%
+#| label: pandas-bands
 if "bands" in pandas_cpu:
     course.table([{"latitude band": f"{b['band']}° to {b['band'] + 30}°", "land days": b["days"],
                    "mean °C": f"{b['mean_c']:.1f}", "daily range °C": f"{b['daily_range_c']:.1f}",
-                   "days above 30 °C": b["hot_days"]} for b in pandas_cpu["bands"]])
-print(f"{pandas_cpu.get('rows', 0):,} rows of 6- or 12-hourly land data · {HARDWARE}")
+                   "days above 30 °C": b["hot_days"]} for b in pandas_cpu["bands"]], align="lrrrr")
+print(f"from {pandas_cpu.get('rows', 0):,} rows: every land point at every time step of {pandas_cpu.get('months')} months")
 
 # %%
 #| label: cuml-accel
@@ -736,7 +754,7 @@ summary_rows = [
 ]
 course.table(summary_rows)
 if not ON_GPU:
-    print(NOTICE)
+    print(f"Measured WITHOUT a GPU: '{NO_GPU}' marks every figure that needs one (how to get them: section 0).")
 print(HARDWARE)
 
 # %% [markdown]

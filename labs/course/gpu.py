@@ -40,10 +40,10 @@ from pathlib import Path
 LABS = Path(__file__).resolve().parents[1]
 ROOT = LABS.parent
 
-HOW_TO_GET_GPU = ("  1. a machine with an NVIDIA GPU (HPC: a GPU node, e.g. `--gres=gpu:1`; or a cloud notebook);\n"
-                  "  2. the GPU packages: `pixi run -e gpu lab 11_gpus`, or in a fresh venv\n"
-                  "     `pip install -r requirements.txt -r requirements-gpu.txt`;\n"
-                  "  3. rerun this lab there.")
+HOW_TO_GET_GPU = ("1. a machine with an NVIDIA GPU (HPC: a GPU node, e.g. `--gres=gpu:1`; or a cloud notebook);\n"
+                  "2. the GPU packages: `pixi run -e gpu lab 11_gpus`, or in a fresh venv "
+                  "`pip install -r requirements.txt -r requirements-gpu.txt`;\n"
+                  "3. rerun this lab there.")
 
 
 def forced_cpu() -> bool:
@@ -86,7 +86,7 @@ def driver_gpus() -> tuple[list[str], str]:
             cuda.cuDeviceGetName(buf, 256, dev)
             names.append(buf.value.decode(errors="replace"))
         return names, f"{len(names)} GPU(s) reported by the NVIDIA driver"
-    return [], "no NVIDIA driver found (no libcuda): this machine has no usable NVIDIA GPU"
+    return [], "no NVIDIA driver (libcuda) found"
 
 
 def _probe_here() -> dict:
