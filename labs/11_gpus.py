@@ -644,7 +644,12 @@ print(f'ds.mean("time") over {len(files)} files, {xr_bytes / 2**20:.0f} MiB deco
       f"largest difference between the two: {worst:.1e} · {HARDWARE}" if worst is not None else HARDWARE)
 
 # %%
+cluster = client.cluster  # None when we joined a cluster someone else started: leave that one running
 client.close()
+if cluster is not None:
+    cluster.close()
+left_running = clusters.stray_children()
+print("cluster closed; processes left:", left_running or "none")
 
 # %% [markdown]
 # Reading and decoding the NetCDF files happens on the CPU, chunk by chunk, whatever the chunks become
@@ -870,7 +875,7 @@ def test_dataset_mean_same_on_both_paths():
     assert mean_dev is not None, "the mean on device chunks did not run"
     for v in time_vars:
         np.testing.assert_allclose(mean_dev[v].values, mean_cpu[v].values, rtol=1e-5, atol=1e-6, equal_nan=True)
-    assert client.status == "closed"
+    assert client.status == "closed" and not left_running, left_running
 
 
 def test_course_scripts_ran_and_agree():
