@@ -32,6 +32,7 @@ import math
 import multiprocessing
 import os
 import pstats
+import re
 import shutil
 import statistics
 import subprocess
@@ -161,9 +162,11 @@ command = ["kernprof", "-l", "-v", "--skip-zero", "-o", str(course.BUILD / "pi.p
            "-p", "pi.py", "pi.py", "loop", str(N_PROFILE)]
 print("$ " + " ".join(command[:4] + ["-o", "_build/pi.py.lprof"] + command[6:]))
 out = subprocess.run([sys.executable, "-m", *command], cwd=HELPERS, capture_output=True, text=True, timeout=300)
-if out.returncode == 0:  # print the report on the hot function, from its total time on
+if out.returncode == 0:  # the report on the hot function: its total time, then the lines that ran
     report = next(block for block in out.stdout.split("Total time:") if "count_hits_python" in block)
-    print("Total time:" + report.rstrip())
+    lines = report.splitlines()
+    print("Total time:" + lines[0])
+    print("\n".join(line for line in lines if line.startswith(("Line #", "===")) or re.match(r"\s*\d+\s+\d+", line)))
 else:
     print(f"kernprof failed ({out.stderr.strip().splitlines()[-1]}): is line_profiler installed?")
 
@@ -657,8 +660,9 @@ print(bench.load())
 
 # %% [markdown]
 # **Numba, Cython or C++?** Numba: no compiler to install, NumPy-style code, compiles on first call
-# for the processor it runs on. Cython: Python-like syntax, ahead-of-time compiled packages to ship,
-# calling C libraries. C++ with pybind11: bind code that already exists in C++, with all of C++ at hand.
+# for the processor it runs on, and for NVIDIA GPUs too (episode 11, `labs/11_gpus.py`). Cython:
+# Python-like syntax, ahead-of-time compiled packages to ship, calling C libraries. C++ with pybind11:
+# bind code that already exists in C++, with all of C++ at hand.
 # All three release the GIL the same way: no Python objects inside the hot loop.
 
 # %% [markdown]

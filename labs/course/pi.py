@@ -130,7 +130,7 @@ def count_hits_splitmix_numpy(n: int, base: int = 0, i: int = 0) -> int:
 
 def count_hits_python(n: int, base: int = 0, i: int = 0) -> int:
     """Hits in n darts (chunk i of seed base), by a plain Python loop."""
-    rng = random.Random(chunk_seed(base, i))  # Mersenne Twister; the same stream on every platform
+    rng = random.Random(chunk_seed(base, i))  # Mersenne Twister
     hits = 0
     for _ in range(n):
         x = rng.random()
