@@ -1,5 +1,5 @@
 # %% [markdown]
-# # 03 · Compiled speed: profiling, NumPy, Numba, Cython
+# # 03 · Compiled speed: profiling, NumPy, Numba, Cython, C++
 #
 # **Teaching:** 40 min · **Exercises:** 25 min
 #
