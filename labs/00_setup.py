@@ -135,7 +135,7 @@ def gpu_row():
         return ("GPU", "optional", f"CuPy is installed but found no usable GPU ({type(err).__name__})")
     if shutil.which("nvidia-smi"):
         return ("GPU", "optional", "an NVIDIA GPU is present; `pixi run -e gpu ...` adds CuPy")
-    return ("GPU", "optional", "none found; episode 11 (GPUs) falls back to the CPU")
+    return ("GPU", "optional", "none; episode 11 runs on the CPU")
 
 
 def disk_row():
@@ -144,7 +144,7 @@ def disk_row():
     target.mkdir(parents=True, exist_ok=True)
     free = shutil.disk_usage(target).free
     need = era5_like.parse_size(course.size()).total_bytes()
-    detail = f"{free / 2**30:.1f} GiB free, dataset '{course.size()}' needs {need / 2**30:.2f} GiB"
+    detail = f"{free / 2**30:.1f} GiB free; data '{course.size()}' needs {need / 2**30:.2f} GiB"
     if free < 1.2 * need:
         where = os.path.relpath(target, course.ROOT) if target.is_relative_to(course.ROOT) else "$COURSE_DATA_DIR"
         return ("disk", "problem", f"{detail} in {where}; free space or set COURSE_DATA_DIR to a larger disk")
@@ -154,7 +154,7 @@ def disk_row():
 mem = psutil.virtual_memory()
 rows += [
     ("cores", "OK", f"{course.usable_cores()} usable by this process"),
-    ("memory", "OK" if mem.total >= 4 * 2**30 else "problem", f"{mem.total / 2**30:.1f} GiB total, {mem.available / 2**30:.1f} GiB available"),
+    ("memory", "OK" if mem.total >= 4 * 2**30 else "problem", f"{mem.total / 2**30:.1f} GiB, {mem.available / 2**30:.1f} GiB free"),
     gpu_row(),
     disk_row(),
 ]
@@ -193,7 +193,7 @@ def dask_row():
         idle_worker_mib[:] = [psutil.Process(pid).memory_info().rss / 2**20 for pid in pids]
         ok = total == 499500 and status == 200
         host = client.dashboard_link.split("//")[1].split(":")[0]
-        detail = f"2 workers; dashboard on {host} answered in {time.perf_counter() - start:.1f} s"
+        detail = f"2 workers, dashboard on {host}: {time.perf_counter() - start:.1f} s"
         return ("dask cluster", "OK" if ok else "problem", detail)
     except Exception as err:
         return ("dask cluster", "problem", f"{type(err).__name__}: {err}; see README › troubleshooting")
@@ -301,8 +301,10 @@ def setup_summary(rows):
     packages = [r for r in rows if r[0] in {name for name, _ in requirements()}]
     others = [r for r in rows if r not in packages]
     bad = [r for r in packages if r[1] != "OK"]
-    folded = ("Python packages", "OK" if not bad else "problem",
-              f"{len(packages) - len(bad)} of {len(packages)} import at or above their minimum version")
+    folded = ("Python packages", "OK" if not bad else "problem", f"{len(packages) - len(bad)} of {len(packages)} new enough")
+    programs = [r for r in others if r[0] in PROGRAMS]
+    if all(r[1] == "OK" for r in programs):  # fold the programs too, unless one is missing
+        others = [("programs", "OK", ", ".join(r[0] for r in programs))] + [r for r in others if r not in programs]
     setup_table([folded, *bad, *others])
 
 

@@ -194,7 +194,7 @@ stats = line_profiler.get_stats()
 (filename, _, _), line_times = next((key, t) for key, t in stats.timings.items() if key[2] == "count_hits_python")
 total = sum(t for _, _, t in line_times)
 shown = [(linecache.getline(filename, line).split("  #")[0].strip(), 100 * t / total) for line, _, t in line_times]
-fig, ax = plt.subplots(figsize=(11, 0.5 * len(shown) + 1.5))
+fig, ax = plt.subplots(figsize=(11, 0.4 * len(shown) + 1.2))
 bars = ax.barh([code for code, _ in shown], [pct for _, pct in shown], color="#0072B2")
 ax.bar_label(bars, [f"{pct:.0f} %" for _, pct in shown], padding=3, fontsize=12)
 ax.invert_yaxis()
@@ -605,7 +605,8 @@ pi_cpp, cpp_message = build_extension("pi_cpp", HELPERS / "pi_cpp.cpp", [("for a
 pi_cpp_native, native_message = None, "not tried: no portable build"
 if pi_cpp is None:
     print(f"Cannot compile the C++ extension: {cpp_message}")
-    print(NO_COMPILER.format(lang="C++", gnu="g++"))
+    print("Install pybind11 (`pip install pybind11`, or use the course's pixi environment) and rerun."
+          if "pybind11" in cpp_message else NO_COMPILER.format(lang="C++", gnu="g++"))
 elif WINDOWS:
     print(cpp_message)
     native_message = "skipped: MSVC has no -march=native"
@@ -646,12 +647,13 @@ else:
 #| label: compiled-compare
 numba_1 = rate_of("Numba @njit")
 compared = [("Numba", "Numba @njit", "Numba nogil, threads"), ("Cython", "Cython", "Cython nogil, threads"),
-            ("C++ (pybind11), any CPU", "C++ pybind11", "C++ pybind11, threads"),
-            ("C++ (pybind11), -march=native", "C++ -march=native", "C++ -march=native, threads")]
+            ("C++, any CPU", "C++ pybind11", "C++ pybind11, threads"),
+            ("C++, this CPU", "C++ -march=native", "C++ -march=native, threads")]
 measured = {n for n, _, _ in ladder}
-course.table([{"compiled loop": label, "1 core, darts/s": darts(rate_of(one)), "× Numba": f"{rate_of(one) / numba_1:.2f}×",
-               f"{CORES} threads, darts/s": darts(rate_of(many))}
+course.table([{"compiled loop": label, "1 core": darts(rate_of(one)), "÷ Numba": f"{rate_of(one) / numba_1:.2f}×",
+               f"{CORES} threads": darts(rate_of(many))}
               for label, one, many in compared if one in measured])
+print("darts per second; the threads are Python threads calling the nogil function")
 missing = [label for label, one, _ in compared if one not in measured]
 if missing:
     print("not measured here: " + ", ".join(missing) + " (see the build messages above)")
@@ -752,7 +754,7 @@ for family, prefix in families.items():
         continue
     one = max((r for _, cores, r in rows if cores == 1), default=None)
     best_name, best_cores, best = max(rows, key=lambda row: row[2])
-    how = best_name[len(prefix):].strip(" ,") or "one thread"
+    how = best_name[len(prefix):].strip(" ,") or "serial"
     summary.append({"SplitMix64 darts": family, "1 core": darts(one) if one else "–",
                     "fastest": f"{darts(best)} ({how}, {best_cores} core{'s' if best_cores > 1 else ''})",
                     "× loop": f"{best / loop_rate:,.0f}×"})
@@ -765,7 +767,7 @@ print(f"darts per second · {course.hardware()} · {bench.load()}")
 #| fig-alt: "Horizontal bar chart, log scale, of darts per second for each implementation, from the pure-Python loop at the bottom through NumPy to the compiled Numba, Cython and C++ versions on one core and on all cores at the top; each bar is labelled with its speed-up over the Python loop."
 colours = {"Python": "#56B4E9", "NumPy": "#0072B2", "Numba": "#E69F00", "Cython": "#CC79A7", "C++": "#009E73"}
 rows = sorted(ladder, key=lambda r: r[2])
-fig, ax = plt.subplots(figsize=(12, 0.3 * len(rows) + 1.6))
+fig, ax = plt.subplots(figsize=(12, 0.24 * len(rows) + 1.3))
 labels = [f"{name} ({cores} core{'s' if cores > 1 else ''})" for name, cores, _ in rows]
 bars = ax.barh(labels, [r for *_, r in rows], color=[next(c for f, c in colours.items() if name.startswith(f))
                                                      for name, _, _ in rows])
@@ -805,17 +807,17 @@ def pi_loop_numba(n, seed):
 N_GEN = {"Python loop": N_LOOP, "NumPy": N_NUMPY, "Numba": N_PER_CHUNK * 8}
 seed0 = pi.chunk_seed(BASE, 0)
 pi_loop_numba(1000, seed0 % 2**32)  # compile first
-candidates = {"Python loop": [("random.Random (MT19937)", pi.count_hits_python), ("SplitMix64", pi.count_hits_splitmix)],
-              "NumPy": [("default_rng (PCG64)", pi.count_hits_numpy), ("SplitMix64", pi.count_hits_splitmix_numpy)],
-              "Numba": [("np.random (MT19937)", lambda n, base: pi_loop_numba(n, seed0 % 2**32)),
+candidates = {"Python loop": [("random: MT19937", pi.count_hits_python), ("SplitMix64", pi.count_hits_splitmix)],
+              "NumPy": [("default_rng: PCG64", pi.count_hits_numpy), ("SplitMix64", pi.count_hits_splitmix_numpy)],
+              "Numba": [("np.random: MT19937", lambda n, base: pi_loop_numba(n, seed0 % 2**32)),
                         ("SplitMix64", lambda n, base: pi_numba.chunk_hits(n, seed0))]}
 generator_hits = {}
 for tool, pair in candidates.items():
     for generator, count in pair:
         generator_hits[tool, generator] = count(N_GEN[tool], BASE)
         generators[tool, generator] = N_GEN[tool] / bench.best(count, N_GEN[tool], BASE, repeat=3, warmup=0)
-course.table([{"drawn by": tool, "its own generator": f"{darts(generators[tool, pair[0][0]])} ({pair[0][0]})",
-               "SplitMix64": darts(generators[tool, "SplitMix64"]),
+course.table([{"tool": tool, "its own generator": pair[0][0], "darts/s": darts(generators[tool, pair[0][0]]),
+               "with SplitMix64": darts(generators[tool, "SplitMix64"]),
                "own ÷ SplitMix64": f"{generators[tool, pair[0][0]] / generators[tool, 'SplitMix64']:.2f}×"}
               for tool, pair in candidates.items()])
 print(f"darts per second on one core · {course.hardware()} · {bench.load()}")
