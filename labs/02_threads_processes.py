@@ -62,8 +62,9 @@ print(f"process start method: {CTX.get_start_method()}; worker counts tried: {WO
 # %% [markdown]
 # ## 1. Shock and horror
 # The π darts from lab 01, cut into chunks. Chunk *i* always starts its random numbers from
-# `pi.chunk_seed(base, i)`, so every run below counts the same hits whichever worker does which chunk. `pi.hits_of_chunk` takes one
-# task `(kind, n, base, i)` and returns its hits; `kind` is `"python"` (a plain loop) or `"numpy"`.
+# `pi.chunk_seed(base, i)`, so every run below counts the same hits whichever worker does which chunk.
+# `pi.hits_of_chunk` takes one task `(kind, n, base, i)` and returns its hits; `kind` is `"python"`
+# (a plain loop) or `"numpy"`.
 # We run the chunks one after another, in a pool of threads, and in a pool of processes:
 
 # %%

@@ -730,8 +730,9 @@ print(f"parallel, checkpointed: {parallel_hits:,} hits; same as serial: {paralle
 # %% [markdown] tags=["solution"]
 # <details><summary>Solution</summary>
 #
-# The same total: chunk *i* always uses seed `(BASE, i)` and is stored under its own name, so it
-# does not matter which worker computed it, when, or whether it was computed before the kill. Only
+# The same total: chunk *i* always starts from `pi.chunk_seed(BASE, i)` and is stored under its own
+# name, so it does not matter which worker computed it, when, or whether it was computed before the
+# kill. Only
 # the chunks that were running at the moment of the kill are lost (and redone). The same recipe works
 # for a Slurm job array, GNU parallel (lab 06) or Dask: name the output after the task, write it
 # atomically, skip what exists.
