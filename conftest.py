@@ -16,6 +16,15 @@ at the end of the lab leaves the checks to pytest instead of running them twice.
 
 A lab is an ordinary Python file, so pytest would also import it as a module; ``pytest_pycollect_makemodule``
 below stops that, so the lab runs exactly once.
+
+A lab that fails names the cell (its ``#| label:``, or its number and first line), says whether it raised,
+ran past the per-cell time limit (``$COURSE_CELL_TIMEOUT``) or killed the kernel, and shows the cell's last
+output. At the end of a run pytest lists the slowest items (``--durations`` in ``pytest.ini``) and the
+slowest cell of each lab, so a lab that slows down shows up in the CI log.
+
+``pytest --busy-cores`` runs every lab that starts a Dask cluster while one "burner" process per usable
+core keeps the CPU busy, as on a laptop with a browser and a video call open: the labs must still pass.
+The burners start with the lab and stop when its checks are done (also on failure or Ctrl-C).
 """
 
 from __future__ import annotations
@@ -23,6 +32,9 @@ from __future__ import annotations
 import ast
 import os
 import re
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -32,6 +44,68 @@ from tests.execute_labs import LABS, LabError, LabKernel
 LAB_NAME = re.compile(r"^\d\d_\w+\.py$")
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 printed_by_checks: list[tuple[str, str]] = []
+slowest_cells: list[tuple[str, str, float]] = []  # (lab, cell, seconds)
+busy_runs: list[tuple[str, int, float]] = []  # (lab, burners, seconds the lab ran under load)
+# A lab "starts a cluster" when a line of its code (not a comment) calls one of these.
+STARTS_CLUSTER = re.compile(
+    r"^[^#\n]*\b(clusters\.client|LocalCluster|Client|CommandLineCluster|SLURMCluster|PBSCluster)\(", re.M
+)
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--busy-cores", action="store_true", default=False,
+        help="run each lab that starts a Dask cluster while one process per usable core keeps the CPU busy",
+    )
+
+
+def starts_cluster(path: Path) -> bool:
+    return STARTS_CLUSTER.search(path.read_text(encoding="utf-8")) is not None
+
+
+# Spins, and stops by itself when its parent (pytest) is gone, even if pytest was killed.
+BURNER = """
+import os, sys
+parent = int(sys.argv[1])
+while os.getppid() == parent:
+    for _ in range(2_000_000):
+        pass
+"""
+
+
+def usable_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+class Burners:
+    """One CPU-bound process per usable core, started and stopped by id."""
+
+    live: list[Burners] = []
+
+    def __init__(self, n: int):
+        Burners.live.append(self)
+        self.procs = [subprocess.Popen([sys.executable, "-c", BURNER, str(os.getpid())],
+                                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL) for _ in range(n)]
+        self.started = time.perf_counter()
+
+    def stop(self) -> float:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
+        self.procs = []
+        if self in Burners.live:
+            Burners.live.remove(self)
+        return time.perf_counter() - self.started
+
+
+def pytest_unconfigure(config):
+    for burners in list(Burners.live):  # an interrupted run skips the labs' teardown
+        burners.stop()
 
 
 def _is_lab(path: Path) -> bool:
@@ -60,6 +134,7 @@ def lab_check_names(path: Path) -> list[str]:
 class LabFile(pytest.File):
     kernel: LabKernel | None = None
     run_failed = False
+    burners: Burners | None = None
 
     def collect(self):
         yield LabRun.from_parent(self, name="executes")
@@ -67,15 +142,23 @@ class LabFile(pytest.File):
             yield LabCheck.from_parent(self, name=name)
 
     def teardown(self):
-        if self.kernel is not None:
-            self.kernel.close()
-            self.kernel = None
+        try:
+            if self.kernel is not None:
+                slow = self.kernel.slowest(1)
+                if slow:
+                    slowest_cells.append((self.path.name, *slow[0]))
+                self.kernel.close()
+                self.kernel = None
+        finally:
+            if self.burners is not None:
+                busy_runs.append((self.path.name, len(self.burners.procs), self.burners.stop()))
+                self.burners = None
 
 
 class LabItem(pytest.Item):
     def repr_failure(self, excinfo, style=None):
         if isinstance(excinfo.value, LabError):
-            return ANSI.sub("", f"{self.parent.path.name}: {excinfo.value}")
+            return ANSI.sub("", str(excinfo.value))  # it names the lab, the cell and the last output
         return super().repr_failure(excinfo, style=style)
 
     def reportinfo(self):
@@ -86,6 +169,8 @@ class LabRun(LabItem):
     def runtest(self):
         lab: LabFile = self.parent
         os.environ["COURSE_CHECKS"] = "pytest"
+        if self.config.getoption("busy_cores") and starts_cluster(lab.path):
+            lab.burners = Burners(usable_cores())
         lab.kernel = LabKernel(lab.path)
         try:
             lab.kernel.run()
@@ -105,7 +190,16 @@ class LabCheck(LabItem):
 
 
 def pytest_terminal_summary(terminalreporter):
-    """Show what the labs' checks printed (lab 00 prints its setup table this way)."""
+    """Show what the labs' checks printed (lab 00 prints its setup table this way), the slowest cell of
+    each lab, and which labs ran under load."""
     for nodeid, text in printed_by_checks:
         terminalreporter.section(f"printed by {nodeid}")
         terminalreporter.write(text if text.endswith("\n") else text + "\n")
+    if slowest_cells:
+        terminalreporter.section("slowest cell of each lab")
+        for lab, cell, seconds in slowest_cells:
+            terminalreporter.write_line(f"{seconds:8.1f} s  {lab} {cell}")
+    if busy_runs:
+        terminalreporter.section("labs run with every core kept busy (--busy-cores)")
+        for lab, n, seconds in busy_runs:
+            terminalreporter.write_line(f"{seconds:8.1f} s  {lab} (executes + checks) beside {n} burner process(es)")

@@ -172,8 +172,8 @@ for parts in (1, 2):
     futures = client.map(pi.pi_slice_numpy, starts, stops, n=N_PI)
     dask_runs[parts] = (sum(client.gather(futures)), time.perf_counter() - t0)
     del futures
-for parts, (pi, seconds) in dask_runs.items():
-    print(f"Dask, {parts} worker(s): π = {pi:.12f} (error {abs(pi - math.pi):.1e}) in {seconds:.2f} s")
+for parts, (value, seconds) in dask_runs.items():
+    print(f"Dask, {parts} worker(s): π = {value:.12f} (error {abs(value - math.pi):.1e}) in {seconds:.2f} s")
 print(f"{N_PI:,} terms · {course.hardware()}")
 
 # %% [markdown]
@@ -259,8 +259,8 @@ print(f"π with {N_PI:,} terms, mpiexec = {MPIEXEC}")
 print(f"{'':<18} {'π':>18} {'compute s':>10} {'wall s':>8}")
 for ranks, r in mpi_runs.items():
     print(f"{f'MPI, {ranks} rank(s)':<18} {r['pi']:>18.15f} {r['seconds']:>10.2f} {r['wall']:>8.2f}")
-for parts, (pi, seconds) in dask_runs.items():
-    print(f"{f'Dask, {parts} worker(s)':<18} {pi:>18.15f} {seconds:>10.2f} {seconds:>8.2f}")
+for parts, (value, seconds) in dask_runs.items():
+    print(f"{f'Dask, {parts} worker(s)':<18} {value:>18.15f} {seconds:>10.2f} {seconds:>8.2f}")
 print(f"(Dask wall time excludes the cluster start-up of {cli_start_s:.1f} s, paid once for many computations)")
 print(course.hardware())
 
@@ -584,8 +584,8 @@ def test_cli_cluster_stopped_cleanly():
 
 
 def test_dask_and_mpi_agree_on_pi():
-    for pi, _ in dask_runs.values():
-        assert abs(pi - math.pi) < 1e-9
+    for value, _ in dask_runs.values():
+        assert abs(value - math.pi) < 1e-9
     for r in mpi_runs.values():
         assert abs(r["pi"] - math.pi) < 1e-9
     if 2 in mpi_runs:

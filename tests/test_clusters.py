@@ -56,7 +56,7 @@ def test_command_line_cluster_starts_binds_localhost_and_stops_cleanly(tmp_path)
         client = Client(cluster.address, timeout=30)
         n = 1_000_000
         parts = client.map(pi.pi_slice_numpy, *zip(*pi.slices(n, 4)), n=n)
-        pi = sum(client.gather(parts))
+        estimate = sum(client.gather(parts))
         n_workers = len(client.scheduler_info()["workers"])
     except BaseException:
         cluster.close()
@@ -66,7 +66,7 @@ def test_command_line_cluster_starts_binds_localhost_and_stops_cleanly(tmp_path)
 
     # it ran: a scheduler, two `dask worker` commands, and the worker processes their nannies started
     assert n_workers == 2
-    assert abs(pi - math.pi) < 1e-9
+    assert abs(estimate - math.pi) < 1e-9
     assert len(pids) >= 5
     # every server and dashboard listened on 127.0.0.1, and only there
     ports = {port for _, _, port in listening}

@@ -2,7 +2,7 @@
 
 Run with ``pytest tests/test_data.py`` (about half a minute on 2 cores).  The
 small dataset is generated once into a temporary directory; determinism and
-resume tests use a tiny custom size ("0.01GB": three monthly files).
+resume tests use a tiny custom size ("0.03GB": three monthly files of the small grid).
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ except ImportError:
 import era5_cloud  # noqa: E402
 import era5_like  # noqa: E402
 
-TINY = "0.01GB"            # 3 months on the small grid: about 10 MB, a second or two
+TINY = "0.03GB"            # 3 months on the small grid: about 30 MB, a second or two
+SMALL = era5_like.SIZES["small"]
 
 
 @pytest.fixture(scope="session")
@@ -100,7 +101,7 @@ def test_small_is_made_on_demand_and_complete(small):
     names = sorted(p.name for p in directory.glob("era5_*.nc"))
     assert names == [f"era5_2000-{m:02d}.nc" for m in range(1, 13)]
     total = sum((directory / n).stat().st_size for n in names)
-    assert 20e6 < total < 50e6
+    assert 80e6 < total < 160e6            # 2° grid, 12-hourly, one year: about 120 MB
     assert era5_like.check(directory) == []
     if small["peak_mb"] is not None:
         assert small["peak_mb"] < 1024, "every generator process must stay under 1 GiB"
@@ -125,7 +126,7 @@ def test_layout_and_cf_metadata(small):
             assert lat[0] == 90 and lat[-1] == -90 and np.all(np.diff(lat) < 0)
             assert lon[0] == 0 and lon[-1] < 360 and np.all(np.diff(lon) > 0)
             assert nc["time"].calendar and nc["time"].units.startswith("hours since 1900-01-01")
-            assert time_[0] > previous_end and np.all(np.diff(time_) == 6)   # sorted names = time order
+            assert time_[0] > previous_end and np.all(np.diff(time_) == SMALL.step_hours)  # names sort in time order
             previous_end = time_[-1]
             for name in ("latitude", "longitude"):
                 assert {"units", "long_name", "standard_name"} <= set(nc[name].ncattrs())
@@ -164,6 +165,8 @@ def test_climatology(ds):
     assert float(amplitude.sel(latitude=60)) > 10
 
     land = ds.lsm > era5_like.LAND_THRESHOLD
+    # 12-hourly: 00 and 12 UTC, so every longitude sees one day-time and one night-time value
+    assert set(ds.time.dt.hour.values) == set(range(0, 24, SMALL.step_hours)) == {0, 12}
     daily = ds.t2m.resample(time="1D")
     diurnal_range = (daily.max() - daily.min()).mean("time")
     assert float(diurnal_range.where(land).mean()) > 2 * float(diurnal_range.where(~land).mean())
@@ -174,8 +177,8 @@ def test_climatology(ds):
 
     # orography: Tibet high, open ocean at sea level
     z = ds.z / 9.80665
-    assert float(z.sel(latitude=35, longitude=85)) > 2500
-    assert float(z.sel(latitude=0, longitude=180)) == 0
+    assert float(z.sel(latitude=35, longitude=85, method="nearest")) > 2500
+    assert float(z.sel(latitude=0, longitude=180, method="nearest")) == 0
     assert 0.2 < float(ds.lsm.weighted(weights).mean()) < 0.4      # 29 % of Earth is land
 
 
@@ -195,7 +198,7 @@ def test_weather_has_memory_and_structure(ds):
     assert float(neighbours) > 0.5
     wind = np.hypot(ds.u10, ds.v10)
     assert float(xr.corr(ds.tp, wind)) > 0.1
-    tp_mm_per_day = float(ds.tp.mean()) * 1000 * 4
+    tp_mm_per_day = float(ds.tp.mean()) * 1000 * (24 // SMALL.step_hours)
     assert 1 < tp_mm_per_day < 5
     assert float(ds.tp.min()) == 0.0          # no rain is exactly zero after unpacking
 
@@ -217,10 +220,11 @@ def test_images(small):
 # --- determinism, resume, check ------------------------------------------------------------
 
 def test_parse_size():
-    assert era5_like.parse_size("small").resolution == 5.0
+    assert era5_like.parse_size("small").resolution == 2.0
+    assert era5_like.parse_size("small").step_hours == 12
     assert era5_like.parse_size("workshop").months == 36
     tiny = era5_like.parse_size(TINY)
-    assert tiny.name == "0.01GB" and tiny.months == 3 and tiny.step_hours == 6
+    assert tiny.name == "0.03GB" and tiny.months == 3 and tiny.step_hours == SMALL.step_hours
     assert era5_like.parse_size("30GB").resolution == 0.5
     assert 2e9 < era5_like.SIZES["workshop"].total_bytes() < 4e9
     assert era5_like.SIZES["large"].total_bytes() > 30e9
