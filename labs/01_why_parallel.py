@@ -142,7 +142,7 @@ from IPython.display import Image
 
 def recipe_graph(recipe, chain):
     # size (inches, at 110 dpi) keeps the drawing inside a 1280×800 slide; the spacing keeps it legible
-    g = graphviz.Digraph(graph_attr={"rankdir": "LR", "dpi": "110", "size": "11.5,5.6", "nodesep": "0.12",
+    g = graphviz.Digraph(graph_attr={"rankdir": "LR", "dpi": "110", "size": "11.5,5.3", "nodesep": "0.12",
                                      "ranksep": "0.4"},
                          node_attr={"shape": "box", "style": "rounded,filled", "fontname": "Helvetica",
                                     "fontsize": "16", "margin": "0.08,0.02"})
@@ -538,13 +538,15 @@ print(bench.load())
 for chunk in [10_000, 1_000_000, N_MEM]:
     t = bench.best(pi_dask, N_MEM, chunk, repeat=1, warmup=0)
     mem, _ = peak_memory(pi_dask, N_MEM, chunk)
-    print(f"chunk {chunk:>11,}: {t:6.2f} s, peak {mem / 2**20:6.0f} MiB")
+    chunks = -(-N_MEM // chunk)  # each chunk is a handful of tasks: draw x and y, compare, count
+    print(f"chunk {chunk:>11,}: {t:6.2f} s, peak {mem / 2**20:6.0f} MiB, {1e3 * t / chunks:7.3f} ms per chunk")
 
 # %% [markdown] tags=["solution"]
 # <details><summary>Solution</summary>
 #
-# Tiny chunks make thousands of tasks, and each task costs the scheduler some overhead (roughly a
-# millisecond or less): the run gets *slower*. One chunk of all `N_MEM` darts is just NumPy on one
+# Tiny chunks make thousands of tasks, and each task costs the scheduler some overhead (the last
+# column divides the run's time by its chunks: for tiny chunks that is mostly scheduling): the run
+# gets *slower*. One chunk of all `N_MEM` darts is just NumPy on one
 # core with NumPy's memory. In between, chunks of around a million elements keep every core busy
 # with little overhead and little memory. Rule of thumb for Dask: chunks of tens to hundreds of MB,
 # at least a few per core.

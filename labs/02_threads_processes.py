@@ -422,7 +422,8 @@ bench.stamp(fig, bench.load())
 
 # %% [markdown]
 # Each task sent to a process is pickled, written to a pipe, read and unpickled by the worker, and
-# its result travels back the same way: tens of microseconds at least, whatever the task does.
+# its result travels back the same way: a fixed cost per task, whatever the task does (the floor of
+# the process pool's line above).
 # Threads skip the copying but not the hand-over. The cure for tiny tasks is **bigger tasks**: group
 # items into chunks (`pool.map(f, items, chunksize=100)`, Dask chunks, one file per task).
 #
