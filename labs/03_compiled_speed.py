@@ -102,7 +102,7 @@ print(inspect.getsource(pi.splitmix_hits))
 
 # %%
 #| label: baseline
-N_LOOP = 500_000 * SCALE
+N_LOOP = 300_000 * SCALE
 N_NUMPY = 10_000_000 * SCALE
 
 loop_hits = pi.count_hits_splitmix(N_LOOP, BASE)
