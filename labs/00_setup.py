@@ -210,7 +210,8 @@ rows.append(dask_row())
 # %%
 #| label: idle-worker
 if idle_worker_mib:
-    print(f"an idle Dask worker process holds {min(idle_worker_mib):.0f}–{max(idle_worker_mib):.0f} MiB "
+    low, high = f"{min(idle_worker_mib):.0f}", f"{max(idle_worker_mib):.0f}"
+    print(f"an idle Dask worker process holds {low if low == high else low + '–' + high} MiB "
           f"of memory before it runs a task")
     print(course.hardware())
 else:
