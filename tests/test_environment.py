@@ -21,6 +21,7 @@ CONDA_ONLY = {
     "graphviz",  # the `dot` program (Debian: apt install graphviz)
     "parallel",  # GNU parallel (Debian: apt install parallel)
     "c-compiler",  # the system compiler, for Cython
+    "cxx-compiler",  # the system C++ compiler, for pybind11
     "h5py",  # PyPI: h5netcdf[h5py]
     "flask",  # PyPI: moto[server]
     "flask-cors",  # PyPI: moto[server]
