@@ -440,7 +440,11 @@ else:
 
 # %%
 #| label: kernel-code
-from course.pi_numba import GAMMA, M1, M2, S11, S27, S30, S31, TO_UNIT
+# SplitMix64's constants (course.pi), as the unsigned 64-bit integers the GPU computes with
+GAMMA = np.uint64(pi.GAMMA)
+M1, M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+S11, S27, S30, S31 = (np.uint64(s) for s in (11, 27, 30, 31))
+TO_UNIT = pi.TO_UNIT
 
 
 @cuda.jit(device=True)
@@ -467,8 +471,8 @@ def pi_kernel(n, s0, hits):
 
 
 def chunk_start(base, i):
-    """The generator state chunk i of seed base starts from (as in pi_numba.chunk_hits)."""
-    return np.uint64(pi_numba._mix64_py((base * int(GAMMA) + i) % 2**64))
+    """The generator state chunk i of seed base starts from: episode 03's one seed, pi.chunk_seed."""
+    return np.uint64(pi.chunk_seed(base, i))
 
 
 def count_on_device(n, base, i, blocks, threads):
@@ -487,7 +491,7 @@ def count_on_device(n, base, i, blocks, threads):
 # %%
 #| label: kernel-simulator
 N_SMALL, BASE, CHUNK = 3_000, 2026, 11
-expected_small = pi_numba.chunk_hits(N_SMALL, BASE, CHUNK)  # lab 03's compiled CPU version
+expected_small = pi_numba.chunk_hits(N_SMALL, pi.chunk_seed(BASE, CHUNK))  # lab 03's compiled CPU version
 small_counts = {}
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", RuntimeWarning)  # uint64 wrap-around in the simulator
@@ -509,10 +513,10 @@ print(f"pi_numba.chunk_hits (CPU, episode 03): {expected_small} hits  ->  "
 # %%
 #| label: kernel-timed
 CORES = course.usable_cores()
-pi_numba.hits_prange(1000, CORES, 0)  # compile (or load from the cache) before timing
+pi_numba.hits_prange(1000, pi.chunk_seeds(0, CORES))  # compile (or load from the cache) before timing
 chunks = 4 * CORES
-n_per = calibrated_n(lambda n: pi_numba.hits_prange(max(1, n // chunks), chunks, 3), n0=2**22) // chunks
-t, prange_hits = best_time(lambda: pi_numba.hits_prange(n_per, chunks, 3), repeat=3)
+n_per = calibrated_n(lambda n: pi_numba.hits_prange(max(1, n // chunks), pi.chunk_seeds(3, chunks)), n0=2**22) // chunks
+t, prange_hits = best_time(lambda: pi_numba.hits_prange(n_per, pi.chunk_seeds(3, chunks)), repeat=3)
 rates[f"Numba prange (CPU, {CORES} cores)"] = n_per * chunks / t
 kernel_rows = [{"where": f"Numba prange, CPU ({CORES} cores)", "darts": f"{n_per * chunks:.2e}",
                 "π": f"{4 * prange_hits / (n_per * chunks):.6f}", "darts/s": f"{n_per * chunks / t:.2e}"}]
@@ -522,7 +526,7 @@ if KERNELS_ON_GPU and not SIMULATOR:
         device = cuda.get_current_device()
         grid = (32 * device.MULTIPROCESSOR_COUNT, 256)
         n_mid = 2**24  # big enough for every thread, small enough for the CPU check
-        kernel_exact = (count_on_device(n_mid, BASE, CHUNK, *grid), pi_numba.chunk_hits(n_mid, BASE, CHUNK))
+        kernel_exact = (count_on_device(n_mid, BASE, CHUNK, *grid), pi_numba.chunk_hits(n_mid, pi.chunk_seed(BASE, CHUNK)))
         n_k = calibrated_n(lambda n: count_on_device(n, BASE, CHUNK, *grid), n0=2**26, most=2**40)
         t, k_hits = best_time(lambda: count_on_device(n_k, BASE, CHUNK, *grid), repeat=3)
         rates["Numba CUDA kernel (GPU)"] = n_k / t
