@@ -234,6 +234,7 @@ class LabKernel:
         _offline_outputs(self.nb)
         _write_atomically(self.nb, self.notebook_path)
         self.failed_path.unlink(missing_ok=True)
+        record_time(self.notebook_path.stem, sum(s for _, s in self.cell_seconds))
 
     def run_code(self, code: str, where: str = "a check") -> str:
         """Run ``code`` in the lab's kernel (after :meth:`run`) and return what it printed.
@@ -289,6 +290,23 @@ def _stop(processes, grace_s: float = 5.0) -> None:
             p.kill()
         except psutil.Error:
             pass
+
+
+def record_time(lab: str, seconds: float) -> None:
+    """Append one lab's wall time to ``_build/lab_times.json`` (read by ``tests/benchmark.py``)."""
+    import json
+    import datetime
+    import platform
+
+    path = BUILD / "lab_times.json"
+    try:
+        times = json.loads(path.read_text()) if path.exists() else []
+    except ValueError:
+        times = []
+    times.append({"lab": lab, "seconds": round(seconds, 1), "size": os.environ.get("COURSE_SIZE", "small"),
+                  "hardware": f"{platform.machine()} · {os.cpu_count()} cores · {platform.system()}",
+                  "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")})
+    path.write_text(json.dumps(times[-500:], indent=1))
 
 
 def execute(lab: Path) -> Path:
