@@ -1,0 +1,475 @@
+"""The course benchmark: what this machine can do, and how close the course's demonstrations come to it.
+
+    python tests/benchmark.py            # a few minutes at the default size (pixi run bench)
+    python tests/benchmark.py --quick    # seconds to a minute: smaller arrays and fewer darts (the test)
+    python tests/benchmark.py --labs     # execute every lab first, to report their wall times
+
+It scales with ``COURSE_SIZE`` / ``COURSE_DATA_DIR`` like the labs, and writes one table, stamped with
+the hardware and the load average, to ``_build/benchmark/benchmark.md`` and ``benchmark.json``. Each
+row is a figure, the limit it is compared with, and their ratio; a ratio below its expectation is
+flagged with a probable cause. The parallel rows call the labs' own code (``course.pi``,
+``course.pi_numba``, lab 03's Cython extension via ``course.bench.build_extension``); only the
+machine limits (memory bandwidth, disk read and write) are the benchmark's own micro-benchmarks.
+Nothing here is asserted: speed depends on the machine and on what else runs on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import multiprocessing
+import os
+import shutil
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "labs"))
+os.environ.setdefault("NUMBA_CACHE_DIR", str(ROOT / "_build" / "numba_cache"))  # as the labs do
+
+import numpy as np  # noqa: E402
+
+import course  # noqa: E402
+from course import bench, pi  # noqa: E402
+
+MB = 1e6
+SECTIONS = ["Machine limits", "Parallel efficiency", "NumPy reductions", "Out-of-core", "Storage",
+            "Data generator", "Lab wall times", "Episodes 10–12"]
+COLUMNS = ["section", "figure", "measured", "limit", "ratio", "expected", "note"]
+
+
+class Table:
+    """The benchmark's rows: a figure, the limit it is compared with, their ratio, and a flag."""
+
+    def __init__(self):
+        self.rows: list[dict] = []
+
+    def add(self, section, figure, value=None, unit="", limit_name="", limit=None, *, shown=None,
+            limit_shown=None, ratio=None, expect=None, cause="", reason="", note=""):
+        if ratio is None and value is not None and limit:
+            ratio = value / limit
+        low = ratio is not None and expect is not None and ratio < expect
+        row = {
+            "section": section, "figure": figure,
+            "value": value, "unit": unit,
+            "measured": shown if shown is not None else ("—" if value is None else f"{value:.3g} {unit}".strip()),
+            "limit_value": limit,
+            "limit": limit_shown if limit_shown is not None else (
+                f"{limit_name} {limit:.3g} {unit}".strip() if limit is not None else (limit_name or "—")),
+            "ratio_value": ratio,
+            "ratio": f"{ratio:.2f}" if ratio is not None else "—",
+            "expected": f"≥ {expect:g}" if expect is not None else "",
+            "flag": "LOW" if low else "",
+            "note": ("**LOW:** " + cause if low else note) if (low or note) else reason,
+        }
+        if row["ratio"] == "—" and not row["note"]:
+            row["note"] = reason or "no ratio: this figure is a limit"
+        self.rows.append(row)
+        mark = "  <-- LOW" if low else ""
+        print(f"  {section} · {figure}: {row['measured']} | {row['limit']} | ratio {row['ratio']}{mark}", flush=True)
+        return row
+
+
+def best_of(fn, repeat=3):
+    return bench.best(fn, repeat=repeat, warmup=0)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Machine limits (the benchmark's own micro-benchmarks)
+
+def slices(n, parts):
+    edges = np.linspace(0, n, parts + 1).astype(int)
+    return [slice(a, b) for a, b in zip(edges[:-1], edges[1:])]
+
+
+def memory_bandwidth(nbytes, threads, repeat=5):
+    """(copy, sum) rates in bytes/s over float64 arrays of ``nbytes``; NumPy releases the GIL in both."""
+    n = nbytes // 8
+    src = np.random.default_rng(0).random(n)
+    dst = np.empty_like(src)
+    parts = slices(n, threads)
+    with ThreadPoolExecutor(threads) as pool:
+        def copy():
+            list(pool.map(lambda s: np.copyto(dst[s], src[s]), parts))
+
+        def total():
+            return sum(pool.map(lambda s: float(np.add.reduce(src[s])), parts))
+
+        copy(), total()
+        t_copy = bench.best(copy, repeat=repeat, warmup=0)
+        t_sum = bench.best(total, repeat=repeat, warmup=0)
+    return 2 * n * 8 / t_copy, n * 8 / t_sum  # a copy reads and writes every byte
+
+
+def drop_cache(path) -> bool:
+    """Ask the kernel to forget a file's cached pages (Linux); False where that is not possible."""
+    if not hasattr(os, "posix_fadvise"):
+        return False
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        return True
+    finally:
+        os.close(fd)
+
+
+def disk_read(files, limit_bytes=None):
+    """Sequential read rate (bytes/s) of ``files``, from a cold cache where the OS allows it."""
+    cold = all(drop_cache(f) for f in files)
+    buf = bytearray(8 * 2**20)
+    total, start = 0, time.perf_counter()
+    for f in files:
+        with open(f, "rb", buffering=0) as fh:
+            while (got := fh.readinto(buf)):
+                total += got
+        if limit_bytes and total >= limit_bytes:
+            break
+    return total / (time.perf_counter() - start), total, cold
+
+
+def disk_write(folder, nbytes):
+    """Sequential write rate (bytes/s) of one file of ``nbytes`` in ``folder``, flushed to the disk."""
+    block = np.random.default_rng(1).integers(0, 255, 8 * 2**20, dtype=np.uint8).tobytes()
+    path = Path(folder) / "write-test.bin"
+    start = time.perf_counter()
+    try:
+        with open(path, "wb") as fh:
+            for _ in range(max(1, nbytes // len(block))):
+                fh.write(block)
+            fh.flush()
+            os.fsync(fh.fileno())
+        return path.stat().st_size / (time.perf_counter() - start)
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def machine_limits(t, cfg, files, scratch):
+    cores, present = course.usable_cores(), os.cpu_count() or 1
+    t.add("Machine limits", "usable cores", cores, "", "cores present", present,
+          shown=str(cores), limit_shown=f"{present} logical cores present", expect=1.0,
+          cause="this process may not use every core (a batch allocation, taskset or a container limit)")
+    single = memory_bandwidth(cfg["mem_bytes"], 1)
+    multi = memory_bandwidth(cfg["mem_bytes"], cores)
+    size = f"{cfg['mem_bytes'] / 2**20:.0f} MiB arrays"
+    t.add("Machine limits", f"memory copy, 1 thread ({size})", single[0] / 1e9, "GB/s",
+          reason="a limit: the one-core copy rate")
+    t.add("Machine limits", f"memory sum, 1 thread ({size})", single[1] / 1e9, "GB/s",
+          reason="a limit: the one-core read rate")
+    t.add("Machine limits", f"memory copy, {cores} threads", multi[0] / 1e9, "GB/s", f"{cores} × 1 thread",
+          cores * single[0] / 1e9, expect=0.5 / cores if cores > 1 else None,
+          note="memory is shared by all cores: ratios well below 1 are normal",
+          cause="another process is using the memory bus, or the threads share one core")
+    t.add("Machine limits", f"memory sum, {cores} threads", multi[1] / 1e9, "GB/s", f"{cores} × 1 thread",
+          cores * single[1] / 1e9, expect=0.5 / cores if cores > 1 else None,
+          note="memory is shared by all cores: ratios well below 1 are normal",
+          cause="another process is using the memory bus, or the threads share one core")
+    rate, nbytes, cold = disk_read(files, cfg.get("read_bytes"))
+    t.add("Machine limits", f"disk read, dataset folder ({nbytes / MB:.0f} MB, {'cold' if cold else 'warm'} cache)",
+          rate / MB, "MB/s", reason="a limit" + ("" if cold else ": warm cache (no posix_fadvise here)"))
+    write = disk_write(scratch, cfg["write_bytes"])
+    t.add("Machine limits", f"disk write, _build/ ({cfg['write_bytes'] / MB:.0f} MB, fsync)", write / MB, "MB/s",
+          reason="a limit")
+    gpu_rows(t)
+    return {"mem_copy_1": single[0], "mem_sum_1": single[1], "mem_copy_n": multi[0], "mem_sum_n": multi[1],
+            "disk_read": rate, "disk_write": write}
+
+
+def gpu_rows(t):
+    try:
+        import cupy as cp
+
+        cp.cuda.runtime.getDeviceCount()
+    except Exception:  # no CuPy, no driver or no device
+        t.add("Machine limits", "GPU memory bandwidth, host↔device rate", reason="no GPU (or no CuPy) on this machine")
+        return
+    n = 256 * 2**20 // 8
+    a = cp.ones(n)
+    b = cp.empty_like(a)
+    host = np.ones(n)
+
+    def copy():
+        cp.copyto(b, a)
+        cp.cuda.Device().synchronize()
+
+    def upload():
+        cp.asarray(host)
+        cp.cuda.Device().synchronize()
+
+    copy()
+    t.add("Machine limits", "GPU memory copy", 2 * n * 8 / best_of(copy) / 1e9, "GB/s", reason="a limit")
+    t.add("Machine limits", "host → device copy (pageable)", n * 8 / best_of(upload) / 1e9, "GB/s", reason="a limit")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Parallel efficiency: the labs' own kernels, on one core and on all of them
+
+def efficiency(t, figure, t1, tn, cores, expect, cause):
+    speedup = t1 / tn
+    if cores < 2:
+        return t.add("Parallel efficiency", figure, speedup, "×", shown=f"{speedup:.2f}×",
+                     reason="one usable core: nothing to share")
+    return t.add("Parallel efficiency", figure, speedup, "×", f"{cores} cores", cores,
+                 shown=f"{speedup:.2f}× on {cores}", limit_shown=f"{cores}× ({cores} cores)",
+                 expect=expect, cause=cause)
+
+
+def parallel_rows(t, cfg):
+    cores = course.usable_cores()
+    base, chunks = 2024, 48
+    seeds = pi.chunk_seeds(base, chunks)
+    busy = (f"is another process using a core (load {os.getloadavg()[0]:.1f})? " if hasattr(os, "getloadavg") else "")
+    # Numba prange (lab 03)
+    try:
+        import numba
+
+        from course import pi_numba
+
+        n_per = cfg["darts"] // chunks
+        pi_numba.hits_prange(n_per, seeds)  # compile (or load from the cache)
+        numba.set_num_threads(1)
+        t1 = best_of(lambda: pi_numba.hits_prange(n_per, seeds))
+        numba.set_num_threads(cores)
+        tn = best_of(lambda: pi_numba.hits_prange(n_per, seeds))
+        efficiency(t, f"Numba prange (lab 03), {n_per * chunks:.2g} darts, layer {numba.threading_layer()}", t1, tn,
+                   cores, 0.8, busy + "is NUMBA_NUM_THREADS set lower than the cores?")
+    except Exception as err:
+        t.add("Parallel efficiency", "Numba prange (lab 03)", reason=f"not run: {type(err).__name__}: {err}"[:160])
+    # Cython prange (lab 03)
+    pi_cython, message = bench.build_extension("pi_cython", Path(pi.__file__).parent / "pi_cython.pyx",
+                                               bench.openmp_attempts())
+    if pi_cython is None:
+        t.add("Parallel efficiency", "Cython prange (lab 03)", reason=f"not built: {message}")
+    else:
+        n_per = cfg["darts"] // 4 // chunks
+        pi_cython.hits_prange(n_per, seeds, cores)
+        t1 = best_of(lambda: pi_cython.hits_prange(n_per, seeds, 1))
+        tn = best_of(lambda: pi_cython.hits_prange(n_per, seeds, cores))
+        efficiency(t, f"Cython prange (lab 03), {n_per * chunks:.2g} darts", t1, tn, cores, 0.8,
+                   busy + ("built without OpenMP: prange runs on one thread" if "without" in message else
+                           "is OMP_NUM_THREADS set? OpenMP threads spin (OMP_WAIT_POLICY) beside other work"))
+    # A process pool on pure Python (lab 02)
+    work = pi.tasks("python", cfg["python_darts"], 4 * cores)
+    t1 = best_of(lambda: sum(map(pi.hits_of_chunk, work)))
+    ctx = multiprocessing.get_context(os.environ.get("COURSE_START_METHOD") or None)
+    with ProcessPoolExecutor(cores, mp_context=ctx) as pool:
+        sum(pool.map(pi.hits_of_chunk, work))  # starts the workers
+        tn = best_of(lambda: sum(pool.map(pi.hits_of_chunk, work)))
+    efficiency(t, f"process pool, pure Python (lab 02), {cfg['python_darts']:.2g} darts", t1, tn, cores, 0.75,
+               busy + "tasks too short for the cost of sending them to processes?")
+    # NumPy in threads (lab 02)
+    work = pi.tasks("numpy", cfg["numpy_darts"], 4 * cores)
+    t1 = best_of(lambda: sum(map(pi.hits_of_chunk, work)))
+    with ThreadPoolExecutor(cores) as pool:
+        tn = best_of(lambda: sum(pool.map(pi.hits_of_chunk, work)))
+    efficiency(t, f"NumPy in threads (lab 02), {cfg['numpy_darts']:.2g} darts", t1, tn, cores, 0.7,
+               busy + "NumPy holds the GIL between its array operations; is a threaded BLAS oversubscribing?")
+    # Dask's threaded scheduler (lab 04)
+    import dask
+
+    tasks = [dask.delayed(pi.hits_of_chunk)(w) for w in work]
+    t1 = best_of(lambda: sum(dask.compute(*tasks, scheduler="synchronous")))
+    tn = best_of(lambda: sum(dask.compute(*tasks, scheduler="threads", num_workers=cores)))
+    efficiency(t, "Dask threaded scheduler (lab 04), the same NumPy chunks", t1, tn, cores, 0.7,
+               busy + "too few or too small tasks for the scheduler's overhead?")
+
+
+# ---------------------------------------------------------------------------------------------------
+# NumPy reductions against the memory read rate
+
+def reduction_rows(t, cfg, limits):
+    cores = course.usable_cores()
+    n = cfg["mem_bytes"] // 8
+    a = np.random.default_rng(2).random(n)
+    one_core = limits["mem_sum_1"]
+    cases = [("np.sum", lambda: a.sum(), 0.7, ""), ("np.mean", lambda: a.mean(), 0.7, ""),
+             ("np.max", lambda: a.max(), 0.5, ""),
+             ("np.std", lambda: a.std(), 0.2, "np.std makes a temporary array of deviations: several passes"),
+             ("np.nanmean", lambda: np.nanmean(a), 0.2, "np.nanmean copies the array and builds a NaN mask")]
+    cube = np.random.default_rng(3).integers(-3000, 3000, (n // 2 // (91 * 180), 91, 180), dtype=np.int16)
+    cases.append(("int16 cube, mean over time (decode + reduce)", lambda: cube.mean(axis=0), 0.1,
+                  "the int16 values are converted to float64 one pass at a time"))
+    for name, fn, expect, why in cases:
+        nbytes = cube.nbytes if "cube" in name else a.nbytes
+        rate = nbytes / best_of(fn)
+        t.add("NumPy reductions", name, rate / 1e9, "GB/s", "1-core memory sum", one_core / 1e9, expect=expect,
+              cause=(why or "another process is using the memory bus or this core")
+              + (f"; NumPy uses one core of {cores}: chunk it over threads or Dask for the rest" if cores > 1 else ""))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Storage (lab 09): consolidated open_zarr against open_mfdataset
+
+OPEN_NETCDF = dict(combine="by_coords", data_vars="minimal", coords="minimal", compat="override", chunks={})
+
+
+def storage_rows(t, cfg, files, limits):
+    import xarray as xr
+
+    store = course.BUILD / "benchmark" / f"era5_{course.size()}.zarr"
+    if not (store / "zarr.json").exists():
+        start = time.perf_counter()
+        part = store.with_name(store.name + ".part")  # written aside, renamed when complete
+        shutil.rmtree(part, ignore_errors=True), shutil.rmtree(store, ignore_errors=True)
+        with xr.open_mfdataset(files, **OPEN_NETCDF) as ds:
+            for v in ds.variables.values():  # one chunk per month is not uniform: Zarr needs equal chunks
+                v.encoding.pop("chunks", None), v.encoding.pop("preferred_chunks", None)
+            ds.chunk({"time": min(ds.sizes["time"], 120)}).to_zarr(part, mode="w", consolidated=True)
+        part.rename(store)
+        print(f"  wrote {store.relative_to(ROOT)} once in {time.perf_counter() - start:.0f} s", flush=True)
+    import warnings
+
+    warnings.filterwarnings("ignore", message=".*[Cc]onsolidated metadata.*")
+    t_nc = best_of(lambda: xr.open_mfdataset(files, **OPEN_NETCDF).close())
+    t_zr = best_of(lambda: xr.open_zarr(store, consolidated=True).close())
+    t.add("Storage", f"open_zarr (consolidated) vs open_mfdataset ({len(files)} files)", t_nc / t_zr, "×",
+          shown=f"{t_zr * 1e3:.0f} ms vs {t_nc * 1e3:.0f} ms", limit_shown="open_mfdataset time", ratio=t_nc / t_zr,
+          expect=2.0, cause="few files (small size): opening them is cheap; or a slow metadata read from the store")
+    # the raw Zarr read rate: every variable decoded into memory, chunk by chunk
+    ds = xr.open_zarr(store, consolidated=True)
+    names = [v for v in ds.data_vars if "time" in ds[v].dims]
+    start = time.perf_counter()
+    nbytes = sum(ds[v].load().nbytes for v in names[:cfg.get("zarr_vars", len(names))])
+    rate = nbytes / (time.perf_counter() - start)
+    t.add("Storage", "Zarr read + decode rate (float, all cores)", rate / MB, "MB/s", reason="a limit for the golden path")
+    return {"zarr_read": rate, "store": store}
+
+
+# ---------------------------------------------------------------------------------------------------
+# The data generator against the disk's write rate
+
+def generator_rows(t, cfg, limits, scratch):
+    gen = course.generator()
+    out = Path(scratch) / "generated"
+    shutil.rmtree(out, ignore_errors=True)
+    start = time.perf_counter()
+    try:
+        gen.generate(size=cfg["gen_size"], out=out, quiet=True)
+        seconds = time.perf_counter() - start
+        nbytes = sum(f.stat().st_size for f in out.glob("*.nc"))
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    t.add("Data generator", f"generator, size {cfg['gen_size']} ({nbytes / MB:.0f} MB, {gen._default_workers()} workers)",
+          nbytes / seconds / MB, "MB/s", "disk write", limits["disk_write"] / MB, expect=0.25,
+          cause="generation is CPU-bound (noise fields, packing, compression), not disk-bound: more cores help")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Lab wall times, as recorded by tests/execute_labs.py
+
+def lab_rows(t):
+    path = course.BUILD / "lab_times.json"
+    try:
+        times = json.loads(path.read_text()) if path.exists() else []
+    except ValueError:
+        times = []
+    latest = {}
+    for entry in times:
+        if entry.get("size") == course.size():
+            latest[entry["lab"]] = entry
+    for lab in sorted((ROOT / "labs").glob("[0-9][0-9]_*.py")):
+        entry = latest.get(lab.stem)
+        if entry:
+            t.add("Lab wall times", lab.stem, entry["seconds"], "s", shown=f"{entry['seconds']:.0f} s",
+                  reason=f"executed {entry['date'][:16]} UTC")
+        else:
+            t.add("Lab wall times", lab.stem, reason="not run: `pixi run labs` (or `--labs`)")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Episodes 10-12
+
+def episode_rows(t, extra):
+    have = {m: (ROOT / "labs" / "course" / f"{m}.py").exists() for m in ("ml", "feed")}
+    if not have["ml"]:
+        t.add("Episodes 10–12", "training samples/s (episode 10)", reason="episode not present (no course/ml.py)")
+    else:
+        t.add("Episodes 10–12", "training samples/s (episode 10)", reason="course/ml.py present; row not wired yet")
+    if not have["feed"]:
+        t.add("Episodes 10–12", "golden path feed rate vs raw Zarr read (episode 12)",
+              reason="episode not present (no course/feed.py)")
+    else:
+        t.add("Episodes 10–12", "golden path feed rate vs raw Zarr read (episode 12)",
+              reason="course/feed.py present; row not wired yet")
+
+
+def out_of_core_rows(t, cfg, files, limits):
+    t.add("Out-of-core", "full-dataset mean throughput vs disk and decode", reason="not yet measured by the benchmark")
+    t.add("Out-of-core", "peak worker memory vs its limit", reason="not yet measured by the benchmark")
+
+
+# ---------------------------------------------------------------------------------------------------
+
+CONFIG = {
+    "quick": dict(mem_bytes=64 * 2**20, read_bytes=64 * 10**6, write_bytes=64 * 10**6, darts=8_000_000,
+                  python_darts=200_000, numpy_darts=4_000_000, gen_size="5MB", zarr_vars=1),
+    "full": dict(mem_bytes=512 * 2**20, write_bytes=512 * 10**6, darts=200_000_000,
+                 python_darts=4_000_000, numpy_darts=50_000_000, gen_size="small"),
+}
+
+
+def write_outputs(t, out, meta):
+    out.mkdir(parents=True, exist_ok=True)
+    flagged = [r for r in t.rows if r["flag"]]
+    lines = [f"# Course benchmark ({meta['size']} size{', quick' if meta['quick'] else ''})", "",
+             f"{meta['hardware']}  ", f"{meta['load_before']} before, {meta['load_after']} after · "
+             f"{meta['date']} · {meta['seconds']:.0f} s", "",
+             "| " + " | ".join(COLUMNS) + " |", "|" + "|".join([":---", ":---", "---:", ":---", "---:", ":---", ":---"]) + "|"]
+    for r in t.rows:
+        lines.append("| " + " | ".join(str(r[c]).replace("|", "\\|") for c in COLUMNS) + " |")
+    lines += ["", f"{len(flagged)} ratio(s) below expectation." if flagged else "No ratio below its expectation."]
+    tmp = out / "benchmark.md.tmp"
+    tmp.write_text("\n".join(lines) + "\n")
+    tmp.replace(out / "benchmark.md")
+    tmp = out / "benchmark.json.tmp"
+    tmp.write_text(json.dumps({**meta, "sections": SECTIONS, "rows": t.rows}, indent=1, default=str))
+    tmp.replace(out / "benchmark.json")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small arrays and few darts: seconds, for the test")
+    parser.add_argument("--labs", action="store_true", help="execute every lab first (many minutes)")
+    parser.add_argument("--out", default=str(course.BUILD / "benchmark"), help="output folder (default _build/benchmark)")
+    args = parser.parse_args(argv)
+    cfg = CONFIG["quick" if args.quick else "full"]
+    out = Path(args.out)
+    if args.labs:
+        sys.path.insert(0, str(ROOT / "tests"))
+        import execute_labs
+
+        execute_labs.main([])
+    start = time.perf_counter()
+    load_before = bench.load()
+    print(course.hardware(), "·", load_before, "· size", course.size(), flush=True)
+    files = sorted(course.dataset().glob("era5_*.nc"))
+    scratch = course.BUILD / "benchmark" / "scratch"
+    scratch.mkdir(parents=True, exist_ok=True)
+    t = Table()
+    try:
+        limits = machine_limits(t, cfg, files, scratch)
+        parallel_rows(t, cfg)
+        reduction_rows(t, cfg, limits)
+        out_of_core_rows(t, cfg, files, limits)
+        extra = storage_rows(t, cfg, files, limits)
+        generator_rows(t, cfg, limits, scratch)
+        lab_rows(t)
+        episode_rows(t, extra)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    meta = {"hardware": course.hardware(), "size": course.size(), "quick": args.quick,
+            "load_before": load_before, "load_after": bench.load(),
+            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "seconds": time.perf_counter() - start}
+    write_outputs(t, out, meta)
+    print()
+    course.table([{c: r[c] for c in COLUMNS if c != "section"} for r in t.rows])
+    shown = out.relative_to(ROOT) if out.is_relative_to(ROOT) else out
+    print(f"\nwrote {shown}/benchmark.md and .json in {meta['seconds']:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
