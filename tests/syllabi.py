@@ -235,7 +235,7 @@ def course_map(labs: dict[str, Lab] | None = None) -> str:
     for lab in labs.values():
         stem = Path(lab.file).stem
         out.append(f"| {lab.number} | {_cell(lab.title)} | {lab.teaching} min | {lab.exercises} min "
-                   f"| [slides]({stem}.qmd) | [`{lab.file}`](../{lab.file}) |")
+                   f"| [slides]({stem}.html) | [`{lab.file}`](../{lab.file}) |")
     total = sum(lab.minutes for lab in labs.values())
     out += ["", f"All {len(labs)} episodes: **{total} min** of teaching and exercises ({total / 60:.1f} h)."]
     return "\n".join(out) + "\n"
