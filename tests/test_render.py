@@ -45,10 +45,11 @@ MIN_TEXT_PX = 20   # body and table text, in pixels of the 1280×800 slide
 MIN_CODE_PX = 18   # code and printed output
 TOLERANCE_PX = 2   # sub-pixel rounding and anti-aliasing
 
-# What a slide must never show: where the course happens to live on the machine that ran the labs.
+# What a slide must never show: where the course happens to live on the machine that ran the labs
+# (a relative `.venv/bin/activate` in an instruction is fine; `/somewhere/.venv/bin/python` is not).
 MACHINE_PATH = re.compile(
     r"(/home/[\w.-]+|/Users/[\w.-]+|[A-Za-z]:\\Users\\|/root/|/tmp/|/var/folders/|/private/var/"
-    r"|\.venv\b|site-packages|dist-packages|/opt/conda|/usr/lib/python)"
+    r"|[/\\]\.?venv[/\\]|site-packages|dist-packages|/opt/conda|/usr/lib/python)"
 )
 
 # ... and this machine's own places, wherever they are (an HPC scratch folder, a CI checkout)
