@@ -99,7 +99,7 @@ FORMATS = [
         "3 hours: the golden path, NetCDF to a trained model",
         "For people who know Dask's basics: one path from NetCDF files through Zarr to a PyTorch "
         "model, in the modules of lab 12.",
-        [("09:00", ["12.1", "12.2", "break 15", "12.3", "12.4"])],
+        [("09:00", ["12.1", "12.2", "break 15", "12.3", "12.4", "wrap-up 15"])],
         slot=180,
         before="Learners run `labs/00_setup.py` at home the week before.",
         notes=["No episode is taught before it: learners know the GIL, processes and Dask basics."],
@@ -119,7 +119,7 @@ FORMATS = [
         "Every episode from 00 to 11; the golden path (12) is a workshop of its own.",
         [
             ("09:00", ["00", "01", "02", "break 15", "03", "lunch 60", "04", "break 15", "05", "06"]),
-            ("09:00", ["07", "08", "break 15", "09", "lunch 60", "10", "break 15", "11"]),
+            ("09:00", ["07", "08", "break 15", "09", "lunch 60", "10", "break 15", "11", "wrap-up 15"]),
         ],
         slot=8 * 60 + 30,
         teaching_range=(240, 390),

@@ -133,6 +133,11 @@ def test_the_golden_path_uses_lab_12s_modules():
     fmt = next(f for f in syllabi.FORMATS if f.key == "golden-path-3h")
     items = [i for _, day in fmt.days for i in day if i.startswith("12.")]
     assert sorted(items) == [f"12.{m[0]}" for m in lab.modules], "the golden-path syllabus must list every module"
+    teaching, exercises = sum(m[2] for m in lab.modules), sum(m[3] for m in lab.modules)
+    assert (teaching, exercises) == (lab.teaching, lab.exercises), (
+        f"{lab.file}: its modules add up to {teaching} + {exercises} min, its front matter says "
+        f"{lab.teaching} + {lab.exercises} min"
+    )
 
 
 def test_guide_minutes_match_the_labs():
