@@ -151,15 +151,17 @@ def clock(minutes: int) -> str:
 
 
 def schedule(fmt: Format, labs: dict[str, Lab]) -> tuple[list[list[Row]], list[str]]:
-    """The rows of each day, and the items left out because their lab is not in this checkout."""
+    """The rows of each day, and the items left out because their lab is not in this checkout.
+
+    A pause next to a missing session is dropped where it would leave two pauses in a row, a pause
+    first or last in the day, or a day with no teaching at all (then the day is empty)."""
     days, missing = [], []
     for start, items in fmt.days:
-        h, m = map(int, start.split(":"))
-        now, rows = h * 60 + m, []
+        rows = []
         for item in items:
             word, _, number = item.partition(" ")
             if word in PAUSES:
-                rows.append(Row(now, int(number), PAUSES[word]))
+                rows.append(Row(0, int(number), PAUSES[word]))
             elif "." in item:  # a module of a lab
                 lab_no, module_no = item.split(".")
                 lab = labs.get(lab_no)
@@ -168,7 +170,7 @@ def schedule(fmt: Format, labs: dict[str, Lab]) -> tuple[list[list[Row]], list[s
                     missing.append(item)
                     continue
                 _, title, teaching, exercises = module
-                rows.append(Row(now, teaching + exercises, f"Module {module_no} · {title}",
+                rows.append(Row(0, teaching + exercises, f"Module {module_no} · {title}",
                                 teaching, exercises, item, lab.file))
             else:
                 lab_no, _, part = item.partition(":")
@@ -178,11 +180,22 @@ def schedule(fmt: Format, labs: dict[str, Lab]) -> tuple[list[list[Row]], list[s
                     continue
                 exercises = 0 if part == "teaching" else lab.exercises
                 title = f"{lab.number} · {lab.title}" + (" (teaching; exercises as homework)" if part else "")
-                rows.append(Row(now, lab.teaching + exercises, title, lab.teaching, exercises, lab_no, lab.file))
-            now += rows[-1].minutes
-        while rows and rows[-1].pause and not rows[-1].what.startswith("Questions"):
-            now -= rows.pop().minutes  # a break at the end of a day (its episode is missing) is no break
-        days.append(rows)
+                rows.append(Row(0, lab.teaching + exercises, title, lab.teaching, exercises, lab_no, lab.file))
+        kept = []
+        for row in rows:
+            if row.pause and (not kept or kept[-1].pause):
+                continue  # a pause first in the day, or right after another pause
+            kept.append(row)
+        wrap_up = [r for r in kept if r.what.startswith("Questions")]
+        while kept and kept[-1].pause:
+            kept.pop()  # a pause last in the day; the wrap-up returns below
+        if kept and wrap_up:
+            kept.append(wrap_up[-1])
+        h, m = map(int, start.split(":"))
+        now = h * 60 + m
+        for row in kept:
+            row.start, now = now, now + row.minutes
+        days.append(kept)
     return days, missing
 
 
