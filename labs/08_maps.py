@@ -191,8 +191,8 @@ save(fig, "projections")
 # services use it for Europe.
 #
 # The white spot at the North Pole of the globe is a lesson in grids: the top row of cells is centred
-# *on* 90° N, so its edges lie at 92.5° N, which no projection can place, and Cartopy leaves those
-# cells out. On the workshop's 1° grid the spot is five times smaller.
+# *on* 90° N, so its edges lie half a cell beyond the pole, which no projection can place, and Cartopy
+# leaves those cells out. On the workshop's 1° grid the spot is half as wide as on the small 2° grid.
 
 # %% [markdown]
 # ## 3. What `transform=` is for
@@ -224,7 +224,7 @@ save(fig, "transform")
 # `cividis` (readable with every common colour-vision deficiency, and in greyscale) or `viridis`.
 #
 # `resolution="110m"` asks for Natural Earth's coarsest layers (1:110 million), the ones the course
-# ships. That is plenty for a world map and for our 5° (small) or 1° (workshop) grid.
+# ships. That is plenty for a world map and for our 2° (small) or 1° (workshop) grid.
 #
 # One xarray habit to know: when a field has negative *and* positive values (temperatures in °C do),
 # xarray assumes it is an anomaly and centres the colour scale on zero, stretching it symmetrically.
@@ -309,7 +309,7 @@ ax.set_title(f"Europe, {DAY}")
 save(fig, "europe")
 
 # %% [markdown]
-# Each coloured square is one grid cell of the data: 5° on the small dataset, 1° at workshop size
+# Each coloured square is one grid cell of the data: 2° on the small dataset, 1° at workshop size
 # (`COURSE_SIZE=workshop`). Resist the urge to smooth it; the map should show what the data resolve.
 # For the polders of the Netherlands even 0.25° ERA5 is coarse, which is why flood modellers downscale.
 
@@ -328,7 +328,8 @@ print(f"maps drawn: {', '.join(pngs)} (in {FIGURES.relative_to(course.ROOT)})")
 # %% [markdown]
 # ### Exercise 1: a precipitation climatology for the flood modeller
 # Map the mean daily precipitation over Europe in the Lambert projection. `tp` is in metres per
-# six-hour step: sum per day and convert to mm/day. Which colour map, and why not `RdBu_r`?
+# time step (12 hours on the small dataset, 6 at workshop size): sum per day and convert to mm/day.
+# Which colour map, and why not `RdBu_r`?
 #
 # <details><summary>Solution</summary>
 #
