@@ -20,6 +20,7 @@
 
 # %%
 import os
+import textwrap
 import threading
 import time
 import warnings
@@ -117,7 +118,7 @@ print("\n".join(short).expandtabs(4))
 with xr.open_dataset(one_file) as one:
     text = repr(one)
     print(text.split("Attributes:")[0].rstrip())  # print(one) shows the global attributes too
-    print(f"Attributes: {', '.join(one.attrs)}")
+    print(textwrap.fill(f"Attributes: {', '.join(one.attrs)}", 88, subsequent_indent="    "))
 
 # %% [markdown]
 # ### Packing: `int16` with `scale_factor` and `add_offset`
@@ -182,7 +183,8 @@ client.run(importlib.import_module, "xarray.backends.netCDF4_")  # workers impor
 workers = client.scheduler_info(n_workers=-1)["workers"]
 n_workers = len(workers)
 print(f"Dask dashboard: {client.dashboard_link}")
-print(f"{n_workers} workers × {sorted({w['nthreads'] for w in workers.values()})} thread(s) · {course.hardware()}")
+threads = "/".join(str(t) for t in sorted({w["nthreads"] for w in workers.values()}))
+print(f"{n_workers} workers × {threads} thread(s) · {course.hardware()}")
 
 # %% [markdown]
 # ## 3. The pain: opening many files

@@ -167,7 +167,7 @@ EUROPE_EXTENT = [-15, 35, 33, 68]  # lon_min, lon_max, lat_min, lat_max (degrees
 #| label: fig-projections
 #| fig-cap: "The same 2 m temperature climatology in four projections: PlateCarree, Robinson, Orthographic and a Lambert conformal map of Europe."
 #| fig-alt: "Four maps in a two-by-two grid, all coloured with the cividis colour map from dark blue (cold) to yellow (warm): a rectangular world map, an oval Robinson world map, a globe centred on Europe, and a cone-shaped map of Europe with curved parallels. Coastlines are drawn in black on each."
-fig = plt.figure(figsize=(13, 8.5))
+fig = plt.figure(figsize=(13, 6.8))
 axes_by_name = {}
 for i, (name, projection) in enumerate(PROJECTIONS.items()):
     ax = fig.add_subplot(2, 2, i + 1, projection=projection)
@@ -234,7 +234,7 @@ save(fig, "transform")
 #| label: fig-climatology
 #| fig-cap: "Mean 2 m temperature over the whole record, Robinson projection, cividis colour map, with coastlines, country borders and labelled gridlines."
 #| fig-alt: "World map in the Robinson projection. Temperatures run from dark blue over Antarctica, Greenland and the Arctic to yellow in the tropics, with colder colours over high mountains. Black coastlines, thin grey country borders and dashed gridlines every 30 degrees with degree labels on the left and bottom."
-fig = plt.figure(figsize=(11, 6))
+fig = plt.figure(figsize=(11, 5.2))
 ax = fig.add_subplot(projection=ccrs.Robinson())
 climatology_mesh = climatology.plot(
     ax=ax, transform=DATA_CRS, cmap="cividis", center=False,  # not an anomaly: see below
@@ -263,7 +263,7 @@ save(fig, "climatology")
 #| label: fig-anomaly
 #| fig-cap: "2 m temperature anomaly of the warmest day over western Europe relative to its month, RdBu_r centred on zero."
 #| fig-alt: "World map in the Robinson projection coloured red where the day was warmer than the month's mean and blue where it was colder, white near zero. Coastlines in black and labelled gridlines."
-fig = plt.figure(figsize=(11, 6))
+fig = plt.figure(figsize=(11, 5.2))
 ax = fig.add_subplot(projection=ccrs.Robinson())
 anomaly_mesh = anomaly.plot(
     ax=ax, transform=DATA_CRS, cmap="RdBu_r", center=0, robust=True,
@@ -294,7 +294,7 @@ save(fig, "anomaly")
 #| label: fig-europe
 #| fig-cap: "The same day's 2 m temperature anomaly over Europe, Lambert conformal projection, with 110m coastlines and borders drawn offline."
 #| fig-alt: "Map of Europe in a Lambert conformal projection, with curved parallels and converging meridians, labelled every 10 degrees. Grid cells coloured red where the day was warmer than usual and blue where colder; coastlines in black and country borders in grey."
-fig = plt.figure(figsize=(10, 7.5))
+fig = plt.figure(figsize=(10, 6.6))
 ax = fig.add_subplot(projection=LAMBERT_EUROPE)
 europe_mesh = anomaly.plot(
     ax=ax, transform=DATA_CRS, cmap="RdBu_r", center=0, robust=True,
@@ -321,9 +321,10 @@ save(fig, "europe")
 downloader = cartopy.config["downloaders"][("shapefiles", "natural_earth")]
 used_fallback = getattr(type(downloader), "warned", False)
 pngs = sorted(p.name for p in FIGURES.glob("*.png"))
-print(f"network switched off for the whole lab: {network.active}; connection attempts: {len(network.attempts)}")
-print(f"finer Natural Earth layers requested and replaced by 110m: {used_fallback}")
-print(f"maps drawn: {', '.join(pngs)} (in {FIGURES.relative_to(course.ROOT)})")
+print(f"network switched off for the whole lab: {network.active}")
+print(f"connection attempts: {len(network.attempts)}")
+print(f"finer layers requested, replaced by 110m: {used_fallback}")
+print(f"maps drawn: {len(pngs)} PNGs in {FIGURES.relative_to(course.ROOT).as_posix()}")
 
 # %% [markdown]
 # ### Exercise 1: a precipitation climatology for the flood modeller

@@ -45,6 +45,7 @@ import zarr
 from zarr.codecs import BloscCodec, ZstdCodec
 
 import course
+from course import bench
 from course import s3 as local_s3
 
 # Zarr format 3 does not (yet) standardise consolidated metadata, so zarr-python warns each time we use
@@ -340,8 +341,8 @@ for label, source in [("NetCDF files", nc), ("Zarr, map chunks", zr), ("Zarr, ti
 #| label: layout-table
 COLUMNS = ["point ms", "point chunks", "map ms", "map chunks", "scan Mvalues/s", "scan chunks"]
 layout_table = pd.DataFrame([{k: r[k] for k in ["layout"] + COLUMNS} for r in reads.values()]).set_index("layout")
-course.table([{"layout": label} | {k: (f"{v:.1f}" if isinstance(v, float) else v) for k, v in row.items()}
-              for label, row in layout_table.iterrows()])
+course.table([{"layout": r["layout"]} | {k: f"{r[k]:.1f}" if k.endswith(("ms", "/s")) else int(r[k]) for k in COLUMNS}
+              for r in reads.values()], align="lrrrrrr")
 nc_encoding = nc.t2m.encoding
 compressed = any(nc_encoding.get(k) for k in ("zlib", "szip", "zstd", "bzip2", "blosc"))
 print(f"t2m, {n_layout} time steps × {n_lat} × {n_lon}; point = De Bilt. NetCDF storage of t2m: "
@@ -369,8 +370,8 @@ fig.tight_layout(rect=(0, 0.04, 1, 1))
 # uncompressed and contiguous, as many ERA5 downloads are, let HDF5 read a point series with strided
 # reads and scan at the speed of the disk, while the Zarr stores are compressed (section 4) and pay
 # for decompression. Compression trades CPU time for bytes: it pays off when the bytes come over a
-# network or from a busy NAS, and when many workers read at once, which is where Zarr's lack of a
-# lock matters.
+# network or from a busy NAS. Whether Zarr's lack of a lock makes parallel reads faster is measured in
+# section 5.
 #
 # Neither chunk layout is "right". Many projects keep **two copies**: map-shaped for climatologies and
 # model input, time-series-shaped for point and catchment extraction. Storage is cheap compared with
@@ -424,7 +425,8 @@ for name, encoding in CODECS.items():
 #| label: codec-table
 codec_table = pd.DataFrame(codec_rows).set_index("codec")
 codec_table["max error K"] = pd.Series(codec_errors)
-course.table([{"codec": name} | {k: f"{v:.3g}" for k, v in row.items()} for name, row in codec_table.iterrows()])
+course.table([{"codec": name} | {k: f"{v:.3g}" for k, v in row.items()} for name, row in codec_table.iterrows()],
+             align="lrrrrr")
 print(f"t2m sample: {sample.nbytes / MiB:.0f} MiB of float32 in chunks of {map_steps} maps · {course.hardware()}")
 
 # %%
@@ -516,6 +518,7 @@ def scan(ds):
 
 
 N_READERS = course.usable_cores() if course.size() != "small" else min(course.usable_cores(), 2)
+read_load = bench.load()  # how busy the machine is: parallel reads cannot use cores others hold
 read_times, read_means = {}, {}
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", RuntimeWarning)  # sst has no value over land: "mean of empty slice"
@@ -539,7 +542,7 @@ try:
         warnings.simplefilter("ignore", RuntimeWarning)
         for name, open_it in READERS.items():
             ds_read = open_it()
-            clusters.compute(scan(ds_read.isel(time=slice(0, map_steps))), read_client, what="the warm-up read")
+            clusters.compute(scan(ds_read), read_client, what="the warm-up read")  # workers open files, import codecs
             t, result = fastest(lambda: clusters.compute(scan(ds_read), read_client, what=f"the full read of {name}"),
                                 repeat=2)
             read_times[name, proc_label] = t
@@ -555,7 +558,7 @@ finally:
 MODES = ["1 thread", f"{N_READERS} threads", proc_label]
 course.table([{"format": name} | {mode: f"{read_bytes / MiB / read_times[name, mode]:.0f} MiB/s" for mode in MODES}
               for name in READERS], align="lrrr")
-print(f"full read of {read_bytes / MiB:.0f} MiB (decoded), best of 2 · {course.hardware()}")
+print(f"full read of {read_bytes / MiB:.0f} MiB (decoded), best of 2 · {read_load} · {course.hardware()}")
 
 # %%
 #| label: parallel-reads-verdict
@@ -569,20 +572,23 @@ for name in (nczlib_name, zarr_name):
           f"{proc_label} {speed[name, MODES[2]] / speed[name, MODES[0]]:.2f}×")
 
 # %% [markdown]
-# How to read it. With one thread, the format that does the least work per byte wins: the course's
-# uncompressed files need no decompression at all, so they usually come first, and the two zlib
-# copies cost about the same. With threads in one process, the compressed NetCDF copy can only
-# decompress one chunk at a time, because HDF5 decompresses inside xarray's lock; Zarr decompresses
-# on every thread at once. With processes, each has its own HDF5 library and lock, and NetCDF scales
-# as well as Zarr. So the honest summary:
+# How to read it: the lines above are what this run found; here is what to expect, and why. With one
+# thread, the format that does the least work per byte wins: the course's uncompressed files need no
+# decompression at all. With threads in one process, the compressed NetCDF copy can decompress only
+# one chunk at a time, because HDF5 decompresses inside xarray's lock; Zarr can decompress on every
+# thread at once. With worker processes, each has its own HDF5 library and lock, so NetCDF can scale
+# like Zarr, while every task also pays for Dask's scheduling and for sending results between
+# processes. So:
 #
-# - NetCDF wins, or ties, when the files are uncompressed, when one thread reads, and when you read
-#   with worker **processes** (Dask's default for a `LocalCluster`, and every HPC batch set-up);
-# - Zarr wins when **threads** share the reading (a threaded Dask worker, a Jupyter kernel using
+# - NetCDF holds its own, or wins, when the files are uncompressed, when one thread reads, and when
+#   worker **processes** read (Dask's default for a `LocalCluster`, and the usual HPC set-up);
+# - Zarr can gain when **threads** share the reading (a threaded Dask worker, a Jupyter kernel with
 #   Dask's default scheduler), and above all on object stores and parallel filesystems, where there
 #   is no file to open and every chunk is one independent request (section 7);
-# - on a busy laptop with two cores the differences can drown in noise; run the lab with
-#   `COURSE_SIZE=workshop` on a machine with more free cores to see them grow.
+# - parallel reads need free cores: the load printed under the table says how many were busy. On a
+#   busy two-core laptop the differences drown in noise; run `COURSE_SIZE=workshop` on a node with
+#   free cores to see them. If a comparison here contradicts the list above, believe the measurement
+#   for your machine, and measure again on the machine you will use.
 
 # %% [markdown]
 # ## 6. Many small files on a parallel filesystem
