@@ -244,7 +244,7 @@ for how, seconds in open_times.items():
 #| label: fig-open-times
 #| fig-cap: "Time to open one monthly file and to open all of them with open_mfdataset: default options, the minimal options, and the minimal options with parallel=True (best of three)."
 #| fig-alt: "Horizontal bar chart of seconds for four ways of opening the dataset, each bar labelled with its time; the hardware that measured them is written under the chart."
-fig, ax = plt.subplots(figsize=(10, 4.5))
+fig, ax = plt.subplots(figsize=(10, 3.9))
 names = list(open_times)[::-1]
 bars = ax.barh(names, [open_times[n] for n in names], color=["#009E73", "#0072B2", "#D55E00", "#999999"])
 ax.bar_label(bars, labels=[f"{open_times[n]:.3f} s" for n in names], padding=4)
@@ -405,7 +405,7 @@ print(f"warmest day over the Europe box compared with its climatology: {day}")
 #| fig-cap: "Mean 2 m temperature of each season (December–February, March–May, June–August, September–November), from one groupby over the whole dataset."
 #| fig-alt: "Four small global maps in the cividis colour map sharing one colour bar: the northern continents are much colder in December to February than in June to August, the southern ones the other way round."
 order = [s for s in ("DJF", "MAM", "JJA", "SON") if s in seasons.season.values]
-grid = seasons.sel(season=order).plot(col="season", col_wrap=2, cmap="cividis", figsize=(12, 6.5),
+grid = seasons.sel(season=order).plot(col="season", col_wrap=2, cmap="cividis", figsize=(12, 5.8),
                                       cbar_kwargs={"label": "t2m [K]"})
 grid.fig.text(0.01, 0.01, course.hardware(), fontsize=10, color="#555555")
 plt.show()
