@@ -32,11 +32,13 @@
 # to install it and the Python part of the lab still runs.
 
 # %%
-import os
 import inspect
+import os
+import shlex
 import shutil
 import subprocess
 import sys
+import textwrap
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -72,9 +74,23 @@ ENV["PATH"] = str(Path(sys.executable).parent) + os.pathsep + ENV.get("PATH", ""
 SHELL = shutil.which("bash") or shutil.which("sh")
 
 
+def show(command, width=84):
+    """Print a command after a `$`, broken over lines with `\\` where it is too long to read at once
+    (only between words, never inside quotes, so the printed command still runs as typed)."""
+    words = shlex.shlex(command, posix=False)
+    words.whitespace_split = True
+    lines = [""]
+    for word in words:
+        if lines[-1] and len(lines[-1]) + 1 + len(word) > width:
+            lines.append(word)
+        else:
+            lines[-1] = f"{lines[-1]} {word}" if lines[-1] else word
+    print("$ " + " \\\n    ".join(lines))
+
+
 def shell(command, show_output=True):
     """Print `command` as typed at a prompt in labs/, run it, return (stdout, seconds)."""
-    print(f"$ {command}")
+    show(command)
     start = time.perf_counter()
     done = subprocess.run(command, shell=True, executable=SHELL, cwd=LABS, env=ENV, capture_output=True, text=True)
     seconds = time.perf_counter() - start
@@ -112,7 +128,7 @@ _told = set()
 
 def skip(command, why):
     """Print the command a learner would type, and why it did not run (in full only the first time)."""
-    print(f"$ {command}")
+    show(command)
     print(f"[not run] {why}" if why not in _told else "[not run: see the note above about installing it]")
     _told.add(why)
 
@@ -153,8 +169,8 @@ start = time.perf_counter()
 file_stats.stats(one_file)
 work_s = time.perf_counter() - start
 startup_s = max(one_file_s - work_s, 0.0)
-print(f"\nwhole command {one_file_s:.3f} s = work inside Python {work_s:.3f} s "
-      f"+ start-up {startup_s:.3f} s  ·  {course.hardware()}")
+print(f"\nwhole command {one_file_s:.3f} s = work inside Python {work_s:.3f} s + start-up {startup_s:.3f} s")
+print(course.hardware())
 
 # %% [markdown]
 # ## 2. GNU parallel in one minute
@@ -223,7 +239,8 @@ times = {}  # method -> seconds for all NetCDF files
 if HAVE_PARALLEL:
     _, times["GNU parallel"] = shell(parallel_command)
     rows_parallel = file_stats.parse_csv((OUT / "parallel.csv").read_text())
-    print(f"{len(rows_parallel)} lines in $OUT/parallel.csv in {times['GNU parallel']:.2f} s · {course.hardware()}")
+    print(f"{len(rows_parallel)} lines in $OUT/parallel.csv in {times['GNU parallel']:.2f} s")
+    print(course.hardware())
     print("$ head -n 2 $OUT/parallel.csv")
     print("".join((OUT / "parallel.csv").read_text().splitlines(keepends=True)[:2]), end="")
 else:
@@ -234,10 +251,10 @@ else:
 #| label: joblog
 if HAVE_PARALLEL:
     joblog = (OUT / "joblog.tsv").read_text().splitlines()
-    print("$ head -n 4 $OUT/joblog.tsv   (Command column shortened)")
+    print("$ head -n 4 $OUT/joblog.tsv   (some columns left out, Command shortened)")
     for line in joblog[:4]:
-        fields = line.split("\t")
-        print("  ".join(f"{x:<10.10}" for x in fields[:8]), fields[8][:40] + ("…" if len(fields[8]) > 40 else ""))
+        seq, host, start, runtime, send, receive, exitval, signal, cmd = line.split("\t")[:9]
+        print(f"{seq:<4} {start:<15.15} {runtime:<11.11} {exitval:<8} {cmd[:36] + ('…' if len(cmd) > 36 else '')}")
     exit_values = [int(line.split("\t")[6]) for line in joblog[1:]]
     print(f"{len(exit_values)} jobs, {sum(v != 0 for v in exit_values)} failed")
 else:
@@ -269,8 +286,8 @@ if HAVE_PARALLEL:
     shell(second)
     ran_second = len((OUT / "resume.tsv").read_text().splitlines()) - 1 - ran_first
     per_file_outputs = sorted((OUT / "per_file").glob("*.csv"))
-    print(f"first run: {ran_first} jobs · resumed run: {ran_second} more jobs · "
-          f"{len(per_file_outputs)} per-file CSVs for {len(files)} files")
+    print(f"first run: {ran_first} jobs · resumed run: {ran_second} more jobs")
+    print(f"{len(per_file_outputs)} per-file CSVs for {len(files)} files")
 else:
     skip(first, INSTALL_PARALLEL)
     skip(second, INSTALL_PARALLEL)
@@ -327,13 +344,13 @@ course.table([{"method": m, "seconds": f"{times[m]:.2f}", "speed-up": f"{times['
 same = [m for m, rows in [("Python pool", rows_pool), ("GNU parallel", rows_parallel),
                           ("GNU parallel -X", rows_parallel_batched), ("xargs -P", rows_xargs)]
         if rows is not None and rows == rows_serial]
-print(f"identical to the serial results: {', '.join(same)}")
+print(textwrap.fill(f"identical to the serial results: {', '.join(same)}", 90))
 # F files, N processes, work w and start-up s per file: serial F*w, one process per file about F*(w+s)/N.
 if N > 1:
     break_even_s = startup_s / (N - 1)
     verdict = "worth it" if work_s > break_even_s else "not worth it: give each process many files (-X) or use a pool"
-    print(f"one process per file beats the serial loop when a file needs more than start-up/(N-1) = "
-          f"{break_even_s:.3f} s of work; here it needs {work_s:.3f} s, so: {verdict}")
+    print(textwrap.fill(f"one process per file beats the serial loop when a file needs more than start-up/(N-1) = "
+                        f"{break_even_s:.3f} s of work; here it needs {work_s:.3f} s, so: {verdict}", 90))
 
 # %%
 #| label: fig-methods
@@ -401,13 +418,14 @@ heavy_load = bench.load()  # how busy the machine was while we measured
 # %%
 #| label: regrid-table
 print(f"{len(files)} files regridded to {REGRID}°, {N} workers: work {regrid_work_s:.2f} s per file "
-      f"against a start-up of {startup_s:.2f} s · {course.hardware()}")
+      f"against a start-up of {startup_s:.2f} s")
+print(course.hardware())
 course.table([{"method": m, "seconds": f"{t:.2f}", "speed-up vs serial": f"{heavy_times['serial loop'] / t:.2f}×"}
               for m, t in heavy_times.items()], align="lrr")
 if "GNU parallel" in heavy_times:
     gain = heavy_times["serial loop"] / heavy_times["GNU parallel"]
-    print(f"GNU parallel: {gain:.2f}× the serial loop with {N} job slots; {heavy_load}"
-          + ("" if gain > 1 else " — the cores were busy with other work, so there was nothing to gain"))
+    print(textwrap.fill(f"GNU parallel: {gain:.2f}× the serial loop with {N} job slots; {heavy_load}"
+                        + ("" if gain > 1 else " — the cores were busy with other work, so there was nothing to gain"), 90))
 
 # %% [markdown]
 # Now the work per file is larger than the start-up, and GNU parallel runs the unchanged script on

@@ -261,8 +261,7 @@ plt.show()
 # %%
 #| label: lsm-broadcast
 for name, d in [("defaults", ds_default), ("minimal", ds)]:
-    print(f"{name:<9} lsm{d.lsm.dims} shape {d.lsm.shape}, {d.lsm.nbytes / 2**20:8.2f} MiB; "
-          f"whole dataset {d.nbytes / 2**20:8.1f} MiB")
+    print(f"{name:<9} lsm{d.lsm.dims}: {d.lsm.nbytes / 2**20:7.2f} MiB; dataset {d.nbytes / 2**20:6.1f} MiB")
 
 # %% [markdown]
 # With the defaults, a 2-D mask turned into a 3-D array with one identical copy per time step, and
@@ -310,7 +309,8 @@ print(f"select July over Europe: {1000 * select_s:.2f} ms, still lazy: {type(jul
 start = time.perf_counter()
 july_loaded = clusters.compute(july, client, what="July over Europe")
 load_s = time.perf_counter() - start
-print(f"load it:                 {1000 * load_s:.2f} ms for {july_loaded.nbytes / 2**20:.2f} MiB  ·  {course.hardware()}")
+print(f"load it:                 {1000 * load_s:.2f} ms for {july_loaded.nbytes / 2**20:.2f} MiB")
+print(course.hardware())
 
 # %% [markdown]
 # A plot is a computation too: `.plot()` on one time step reads one small slice of one file.
@@ -358,7 +358,8 @@ monthly = series.resample(time="1MS").mean()
 smooth = daily.rolling(time=30, center=True).mean()
 climatology = series.groupby("time.month").mean()
 anomalies = series.groupby("time.month") - climatology
-print(f"regional mean: {series.size} {STEP} time steps in {series_s:.2f} s · {course.hardware()}")
+print(f"regional mean: {series.size} {STEP} time steps in {series_s:.2f} s")
+print(course.hardware())
 print(f"daily {daily.size} · monthly {monthly.size} · climatology {climatology.size} months · "
       f"mean anomaly {float(anomalies.mean()):+.1e} K (zero by construction)")
 
@@ -397,7 +398,8 @@ maps_s = time.perf_counter() - start
 day = str(anomalies.resample(time="1D").mean().idxmax("time").values)[:10]
 heat_anomaly = clusters.compute(ds.t2m.sel(time=day).mean("time"), client, what="the day's mean") \
     - field_climatology.sel(month=int(day[5:7]))
-print(f"seasonal means + monthly climatology of every grid cell, one pass: {maps_s:.2f} s · {course.hardware()}")
+print(f"seasonal means + monthly climatology of every grid cell, one pass: {maps_s:.2f} s")
+print(course.hardware())
 print(f"warmest day over the Europe box compared with its climatology: {day}")
 
 # %%
@@ -534,7 +536,8 @@ with np.errstate(invalid="ignore", divide="ignore"):
     numpy_mean = {v: sums[v] / np.where(counts[v] > 0, counts[v], np.nan) for v in time_vars}
 numpy_s = time.perf_counter() - start
 worst = max(float(np.nanmax(np.abs(time_mean[v].values - numpy_mean[v]))) for v in time_vars)
-print(f"NumPy, file by file, one process: {numpy_s:.2f} s · Dask, {n_workers} workers: {mean_s:.2f} s · {course.hardware()}")
+print(f"NumPy, file by file, one process: {numpy_s:.2f} s · Dask, {n_workers} workers: {mean_s:.2f} s")
+print(course.hardware())
 print(f"largest difference between the two means: {worst:.1e} (float32 rounding)")
 
 # %%

@@ -427,7 +427,8 @@ codec_table = pd.DataFrame(codec_rows).set_index("codec")
 codec_table["max error K"] = pd.Series(codec_errors)
 course.table([{"codec": name} | {k: f"{v:.3g}" for k, v in row.items()} for name, row in codec_table.iterrows()],
              align="lrrrrr")
-print(f"t2m sample: {sample.nbytes / MiB:.0f} MiB of float32 in chunks of {map_steps} maps · {course.hardware()}")
+print(f"t2m sample: {sample.nbytes / MiB:.0f} MiB of float32 in chunks of {map_steps} maps")
+print(course.hardware())
 
 # %%
 #| label: fig-codec-ratios
@@ -564,7 +565,8 @@ finally:
 MODES = ["1 thread", f"{N_READERS} threads", proc_label]
 course.table([{"format": name} | {mode: f"{read_bytes / MiB / read_times[name, mode]:.0f} MiB/s" for mode in MODES}
               for name in READERS], align="lrrr")
-print(f"full read of {read_bytes / MiB:.0f} MiB (decoded), best of 2 · {read_load} · {course.hardware()}")
+print(f"full read of {read_bytes / MiB:.0f} MiB (decoded), best of 2 · {read_load}")
+print(course.hardware())
 
 # %%
 #| label: parallel-reads-verdict
@@ -651,8 +653,8 @@ course.table([{"layout": label, "chunk shape": row["chunk shape"], "files for t2
               for label, row in counts.iterrows()], align="llrr")
 era5_hours, era5_cells = 85 * 8766, 721 * 1440  # hourly ERA5 1940–2025 on its 0.25° grid
 print(f"For one variable of the full hourly ERA5 ({era5_hours:,} maps of {era5_cells:,} cells):")
-print(f"  one chunk per hourly map: {era5_hours:,} files; "
-      f"time-series chunks of 10 × 10 cells: {era5_cells // 100:,} files; in shards of 40 × 40: {era5_cells // 1600:,}.")
+print(f"  one chunk per hourly map: {era5_hours:,} files")
+print(f"  time-series chunks of 10 × 10 cells: {era5_cells // 100:,} files; in shards of 40 × 40: {era5_cells // 1600:,}")
 print(course.hardware())
 
 # %% [markdown]
