@@ -63,11 +63,17 @@ def starts_cluster(path: Path) -> bool:
     return STARTS_CLUSTER.search(path.read_text(encoding="utf-8")) is not None
 
 
-# Spins, and stops by itself when its parent (pytest) is gone, even if pytest was killed.
+# Spins, and stops by itself when its parent (pytest) is gone, even if pytest was killed (Windows does
+# not re-parent orphans, hence the pid check), and after two hours whatever happens.
 BURNER = """
-import os, sys
-parent = int(sys.argv[1])
-while os.getppid() == parent:
+import os, sys, time
+parent, end = int(sys.argv[1]), time.monotonic() + 7200
+def parent_alive():
+    if os.name != "nt":
+        return os.getppid() == parent
+    import psutil
+    return psutil.pid_exists(parent)
+while parent_alive() and time.monotonic() < end:
     for _ in range(2_000_000):
         pass
 """

@@ -18,10 +18,11 @@
 # (a Python script, CDO, NCO, GDAL, an R script) over a list of inputs, keeps the cores busy, collects
 # the output in order, logs every job and resumes an interrupted run.
 #
-# The per-file job in this lab is a tiny script, `labs/course/file_stats.py`: for each file it prints one CSV
-# line with the count, mean, minimum and maximum of a variable (or of an image's grey level).
-# The same function, `file_stats.stats(path)`, is what the Python process pool runs later, so every
-# method must produce identical numbers.
+# The per-file job in this lab is a small script, `labs/course/file_stats.py`: for each file it prints
+# one CSV line with the count, mean, minimum and maximum of a variable (or of an image's grey level).
+# With `--regrid 0.5` it first interpolates every map to a 0.5° grid, a heavier job of the kind
+# people really run per file. The same function, `file_stats.stats(path)`, is what the Python process
+# pool runs later, so every method must produce identical numbers. Section 1 prints its code.
 #
 # **How this lab runs shell commands.** Each command is printed after a `$`, exactly as you would type
 # it in a terminal opened in `labs/`, and then run with Python's `subprocess`, so that the lab also
@@ -31,10 +32,13 @@
 # to install it and the Python part of the lab still runs.
 
 # %%
+import inspect
 import os
+import shlex
 import shutil
 import subprocess
 import sys
+import textwrap
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -42,7 +46,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 
 import course
-from course import file_stats
+from course import bench, file_stats
 
 LABS = Path(course.__file__).resolve().parents[1]  # labs/: the commands below run here
 DATA_DIR = course.dataset()
@@ -70,9 +74,23 @@ ENV["PATH"] = str(Path(sys.executable).parent) + os.pathsep + ENV.get("PATH", ""
 SHELL = shutil.which("bash") or shutil.which("sh")
 
 
+def show(command, width=84):
+    """Print a command after a `$`, broken over lines with `\\` where it is too long to read at once
+    (only between words, never inside quotes, so the printed command still runs as typed)."""
+    words = shlex.shlex(command, posix=False)
+    words.whitespace_split = True
+    lines = [""]
+    for word in words:
+        if lines[-1] and len(lines[-1]) + 1 + len(word) > width:
+            lines.append(word)
+        else:
+            lines[-1] = f"{lines[-1]} {word}" if lines[-1] else word
+    print("$ " + " \\\n    ".join(lines))
+
+
 def shell(command, show_output=True):
     """Print `command` as typed at a prompt in labs/, run it, return (stdout, seconds)."""
-    print(f"$ {command}")
+    show(command)
     start = time.perf_counter()
     done = subprocess.run(command, shell=True, executable=SHELL, cwd=LABS, env=ENV, capture_output=True, text=True)
     seconds = time.perf_counter() - start
@@ -110,7 +128,7 @@ _told = set()
 
 def skip(command, why):
     """Print the command a learner would type, and why it did not run (in full only the first time)."""
-    print(f"$ {command}")
+    show(command)
     print(f"[not run] {why}" if why not in _told else "[not run: see the note above about installing it]")
     _told.add(why)
 
@@ -122,6 +140,15 @@ print(course.hardware())
 
 # %% [markdown]
 # ## 1. One file, one process
+#
+# This is the function every method in this lab runs, once per file; the command-line part of the
+# script (`main`) calls it for each file named on the command line and prints one CSV line per file:
+
+# %%
+#| label: stats-source
+print(inspect.getsource(file_stats.stats))
+
+# %% [markdown]
 #
 # First run the per-file script by hand on one file. Then ask the question that decides how to
 # parallelise: how long is the *work* compared with *starting Python*? Every job that GNU parallel or
@@ -142,8 +169,8 @@ start = time.perf_counter()
 file_stats.stats(one_file)
 work_s = time.perf_counter() - start
 startup_s = max(one_file_s - work_s, 0.0)
-print(f"\nwhole command {one_file_s:.3f} s = work inside Python {work_s:.3f} s "
-      f"+ start-up {startup_s:.3f} s  ·  {course.hardware()}")
+print(f"\nwhole command {one_file_s:.3f} s = work inside Python {work_s:.3f} s + start-up {startup_s:.3f} s")
+print(course.hardware())
 
 # %% [markdown]
 # ## 2. GNU parallel in one minute
@@ -212,7 +239,8 @@ times = {}  # method -> seconds for all NetCDF files
 if HAVE_PARALLEL:
     _, times["GNU parallel"] = shell(parallel_command)
     rows_parallel = file_stats.parse_csv((OUT / "parallel.csv").read_text())
-    print(f"{len(rows_parallel)} lines in $OUT/parallel.csv in {times['GNU parallel']:.2f} s · {course.hardware()}")
+    print(f"{len(rows_parallel)} lines in $OUT/parallel.csv in {times['GNU parallel']:.2f} s")
+    print(course.hardware())
     print("$ head -n 2 $OUT/parallel.csv")
     print("".join((OUT / "parallel.csv").read_text().splitlines(keepends=True)[:2]), end="")
 else:
@@ -223,10 +251,10 @@ else:
 #| label: joblog
 if HAVE_PARALLEL:
     joblog = (OUT / "joblog.tsv").read_text().splitlines()
-    print("$ head -n 4 $OUT/joblog.tsv   (Command column shortened)")
+    print("$ head -n 4 $OUT/joblog.tsv   (some columns left out, Command shortened)")
     for line in joblog[:4]:
-        fields = line.split("\t")
-        print("  ".join(f"{x:<10.10}" for x in fields[:8]), fields[8][:40] + ("…" if len(fields[8]) > 40 else ""))
+        seq, host, start, runtime, send, receive, exitval, signal, cmd = line.split("\t")[:9]
+        print(f"{seq:<4} {start:<15.15} {runtime:<11.11} {exitval:<8} {cmd[:36] + ('…' if len(cmd) > 36 else '')}")
     exit_values = [int(line.split("\t")[6]) for line in joblog[1:]]
     print(f"{len(exit_values)} jobs, {sum(v != 0 for v in exit_values)} failed")
 else:
@@ -258,8 +286,8 @@ if HAVE_PARALLEL:
     shell(second)
     ran_second = len((OUT / "resume.tsv").read_text().splitlines()) - 1 - ran_first
     per_file_outputs = sorted((OUT / "per_file").glob("*.csv"))
-    print(f"first run: {ran_first} jobs · resumed run: {ran_second} more jobs · "
-          f"{len(per_file_outputs)} per-file CSVs for {len(files)} files")
+    print(f"first run: {ran_first} jobs · resumed run: {ran_second} more jobs")
+    print(f"{len(per_file_outputs)} per-file CSVs for {len(files)} files")
 else:
     skip(first, INSTALL_PARALLEL)
     skip(second, INSTALL_PARALLEL)
@@ -310,23 +338,19 @@ else:
 #| label: methods-table
 METHODS = ["serial loop", "Python pool", "GNU parallel", "GNU parallel -X", "xargs -P"]
 print(f"{len(files)} NetCDF files, {N} workers · {course.hardware()}")
-print(f"{'method':<16} {'seconds':>8} {'speed-up':>9} {'files/s':>8}")
-for method in METHODS:
-    if method in times:
-        s = times[method]
-        print(f"{method:<16} {s:>8.2f} {times['serial loop'] / s:>8.2f}× {len(files) / s:>8.1f}")
-    else:
-        print(f"{method:<16} {'(not installed)':>27}")
+course.table([{"method": m, "seconds": f"{times[m]:.2f}", "speed-up": f"{times['serial loop'] / times[m]:.2f}×",
+               "files/s": f"{len(files) / times[m]:.1f}"} if m in times else
+              {"method": m, "seconds": "not installed", "speed-up": "", "files/s": ""} for m in METHODS], align="lrrr")
 same = [m for m, rows in [("Python pool", rows_pool), ("GNU parallel", rows_parallel),
                           ("GNU parallel -X", rows_parallel_batched), ("xargs -P", rows_xargs)]
         if rows is not None and rows == rows_serial]
-print(f"identical to the serial results: {', '.join(same)}")
+print(textwrap.fill(f"identical to the serial results: {', '.join(same)}", 90))
 # F files, N processes, work w and start-up s per file: serial F*w, one process per file about F*(w+s)/N.
 if N > 1:
     break_even_s = startup_s / (N - 1)
     verdict = "worth it" if work_s > break_even_s else "not worth it: give each process many files (-X) or use a pool"
-    print(f"one process per file beats the serial loop when a file needs more than start-up/(N-1) = "
-          f"{break_even_s:.3f} s of work; here it needs {work_s:.3f} s, so: {verdict}")
+    print(textwrap.fill(f"one process per file beats the serial loop when a file needs more than start-up/(N-1) = "
+                        f"{break_even_s:.3f} s of work; here it needs {work_s:.3f} s, so: {verdict}", 90))
 
 # %%
 #| label: fig-methods
@@ -349,14 +373,66 @@ plt.show()
 # Read the chart with section 1 in mind. With `F` files, `N` processes, work `w` and start-up `s` per
 # file, the serial loop takes `F·w` and one process per file about `F·(w + s)/N`: starting a process
 # per file pays off only when `w > s/(N − 1)`. The last line of the table does that sum with the
-# numbers measured here. Reading one variable of one file takes less time than starting Python,
-# on the small dataset and even on the workshop-size one (files of tens of MB), so every GNU parallel
-# and `xargs` job is mostly start-up: one process per file is *slower* than the plain loop, `-X`
-# (few processes, many files each) recovers most of the loss, and the pool, which starts its
-# workers once, is the best of the parallel methods. Real per-file jobs are often much heavier:
-# regridding with CDO, running a model once per parameter set, detecting features in each image,
-# seconds to minutes per file. Then the start-up is noise, and GNU parallel gets close to `N`× the
-# serial loop with no change to the script.
+# numbers measured here, on this dataset size. When reading one variable takes less time than
+# starting Python, every GNU parallel and `xargs` job is mostly start-up: one process per file is
+# then *slower* than the plain loop, `-X` (few processes, many files each) recovers most of the loss,
+# and the pool, which starts its workers once, is the best of the parallel methods. That is the
+# **overhead lesson**; the next section gives the same tools a job worth parallelising.
+#
+# ## 5b. A per-file job that pays: regridding
+#
+# Real per-file jobs are heavier: regridding with CDO, running a model once per parameter set,
+# detecting features in each image, seconds to minutes per file. Here every map of each file is
+# interpolated to a 0.5° grid with cubic splines before the statistics (`--regrid 0.5`; the code
+# is below). Same files, same tools, only the work per file changes.
+
+# %%
+#| label: regrid-source
+def without_docstring(function):
+    """A function's source code without its docstring (the slide has room for the code only)."""
+    head, _, rest = inspect.getsource(function).partition('"""')
+    return head.rstrip() + "\n" + rest.partition('"""')[2].lstrip("\n")
+
+
+print(without_docstring(file_stats.regrid_maps))
+
+# %%
+#| label: regrid-run
+REGRID = 0.5  # degrees
+start = time.perf_counter()
+file_stats.stats(files[0], regrid=REGRID)
+regrid_work_s = time.perf_counter() - start  # the work for one file, inside Python (no start-up)
+heavy_times = {}
+start = time.perf_counter()
+heavy_serial = sorted((file_stats.stats(f, regrid=REGRID) for f in files), key=lambda r: r["file"])
+heavy_times["serial loop"] = time.perf_counter() - start
+heavy_command = f"parallel --will-cite -j {N} -k python course/file_stats.py --regrid {REGRID} {{}} ::: $DATA/era5_*.nc > $OUT/regrid.csv"
+if HAVE_PARALLEL:
+    _, heavy_times["GNU parallel"] = shell(heavy_command)
+    heavy_parallel = file_stats.parse_csv((OUT / "regrid.csv").read_text())
+else:
+    skip(heavy_command, INSTALL_PARALLEL)
+    heavy_parallel = None
+heavy_load = bench.load()  # how busy the machine was while we measured
+
+# %%
+#| label: regrid-table
+print(f"{len(files)} files regridded to {REGRID}°, {N} workers: work {regrid_work_s:.2f} s per file "
+      f"against a start-up of {startup_s:.2f} s")
+print(course.hardware())
+course.table([{"method": m, "seconds": f"{t:.2f}", "speed-up vs serial": f"{heavy_times['serial loop'] / t:.2f}×"}
+              for m, t in heavy_times.items()], align="lrr")
+if "GNU parallel" in heavy_times:
+    gain = heavy_times["serial loop"] / heavy_times["GNU parallel"]
+    print(textwrap.fill(f"GNU parallel: {gain:.2f}× the serial loop with {N} job slots; {heavy_load}"
+                        + ("" if gain > 1 else " — the cores were busy with other work, so there was nothing to gain"), 90))
+
+# %% [markdown]
+# Now the work per file is larger than the start-up, and GNU parallel runs the unchanged script on
+# all cores: its speed-up approaches `N` when the cores are free. Parallelism cannot create cores,
+# though: when other programs keep them busy (the load average printed above counts the processes
+# that want a core), the jobs share them and the gain shrinks, or vanishes. A process pool gives the
+# same gain for Python functions; GNU parallel runs any program.
 # Rule of thumb: one job should run for **seconds or more**; if it does not, give each job several files.
 #
 # ## 6. Many small files: the images
@@ -391,9 +467,9 @@ with ProcessPoolExecutor(max_workers=N) as pool:
     rows_images_pool = sorted(pool.map(file_stats.stats, images, chunksize=32), key=lambda r: r["file"])
 image_times["Python pool, chunksize=32"] = (len(images), time.perf_counter() - start)
 
-print(f"\n{'method':<38} {'images':>6} {'seconds':>8} {'ms per image':>13}  · {course.hardware()}")
-for method, (n, s) in image_times.items():
-    print(f"{method:<38} {n:>6} {s:>8.2f} {1000 * s / n:>13.1f}")
+print(course.hardware())
+course.table([{"method": method, "images": n, "seconds": f"{s:.2f}", "ms per image": f"{1000 * s / n:.1f}"}
+              for method, (n, s) in image_times.items()], align="lrrr")
 
 # %% [markdown]
 # `chunksize=32` is the pool's version of `-X`: each message to a worker carries 32 file names
@@ -512,6 +588,14 @@ def test_resume_ran_only_the_missing_jobs():
         assert [p.stem for p in per_file_outputs] == [f.stem for f in files]
         resumed = file_stats.parse_csv("".join(p.read_text() for p in per_file_outputs))
         assert resumed == rows_serial
+
+
+def test_regrid_job_identical_and_heavier():
+    assert len(heavy_serial) == len(files)
+    if HAVE_PARALLEL:
+        assert heavy_parallel == heavy_serial
+    assert all(r["count"] > rows_serial[0]["count"] for r in heavy_serial[:1])  # a finer grid: more values
+    assert regrid_work_s > work_s  # the heavier job is heavier (robust: several times the work)
 
 
 def test_images_identical_whichever_way():

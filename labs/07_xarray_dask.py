@@ -4,7 +4,7 @@
 # **Teaching:** 40 min · **Exercises:** 30 min
 #
 # ## Objectives
-# - Read a NetCDF file's header: dimensions, variables, attributes, and packed `int16` values.
+# - Read a NetCDF file's header: dimensions, variables, attributes, and how the values are stored.
 # - Measure what `open_dataset` and `open_mfdataset` cost, and open many files the cheap way.
 # - Explain lazy loading and chunks; select and plot a slice without reading the whole dataset.
 # - Compute resampled series, seasonal means, a climatology and anomalies.
@@ -20,6 +20,7 @@
 
 # %%
 import os
+import textwrap
 import threading
 import time
 import warnings
@@ -85,7 +86,28 @@ def ncdump_header(path, attributes_of=("t2m",)):
     return "\n".join(lines)
 
 
-print(ncdump_header(one_file))
+header = ncdump_header(one_file)
+print(header)
+
+# %% [markdown]
+# For the slides, the same header cut to the dimensions and the one variable we look at next:
+
+# %%
+#| label: ncdump-short
+KEEP = ("units", "scale_factor", "add_offset", "_FillValue")
+short, others = [], []
+for line in header.splitlines():
+    body = line.strip()
+    if body.startswith(("float", "double", "short", "int", "byte")) and "t2m(" not in body:
+        others.append(body.split("(")[0].split()[-1])  # another variable: name it only
+    elif body.startswith("t2m:") and not body.startswith(tuple(f"t2m:{k} " for k in KEEP)):
+        continue  # t2m's other attributes
+    elif body.startswith((":", "//")):
+        continue  # global attributes and comments
+    else:
+        short.append(line)
+short.insert(-1, f"\t// and {len(others)} more variables: {', '.join(others)}")
+print("\n".join(short).expandtabs(4))
 
 # %% [markdown]
 # Xarray reads the same header and shows it as a `Dataset`. Note what it did **not** do: read the
@@ -94,16 +116,25 @@ print(ncdump_header(one_file))
 # %%
 #| label: xarray-view
 with xr.open_dataset(one_file) as one:
-    print(one)
+    text = repr(one)
+    print(text.split("Attributes:")[0].rstrip())  # print(one) shows the global attributes too
+    print(textwrap.fill(f"Attributes: {', '.join(one.attrs)}", 88, subsequent_indent="    "))
 
 # %% [markdown]
 # ### Packing: `int16` with `scale_factor` and `add_offset`
-# ERA5 files from the Copernicus data store store most variables as 16-bit integers. Each value
-# `raw` stands for `raw × scale_factor + add_offset`; `_FillValue` marks missing values (the sea
-# surface temperature over land). That halves the file compared with 32-bit floats, at a precision
-# of one `scale_factor` step. Xarray decodes automatically (to `float32`); `mask_and_scale=False`
-# shows the raw integers. Decoding has a cost you should know about: **in memory, the data is twice
-# as big as on disk**.
+# The course's files store most variables as 16-bit integers. Each value `raw` stands for
+# `raw × scale_factor + add_offset`; `_FillValue` marks missing values (the sea surface temperature
+# over land). That halves the file compared with 32-bit floats, at a precision of one `scale_factor`
+# step. `mask_and_scale=False` shows the raw integers; by default Xarray decodes them.
+#
+# **What real ERA5 files look like.** ERA5 NetCDF downloads were packed like this for years, and many
+# archives on group drives still are. Files from today's Copernicus data store are different: NetCDF4
+# with compression (zlib) and plain `float32` values, no packing. `ds.t2m.encoding` tells you which
+# kind you have (`dtype`, `scale_factor`, `zlib`). The type Xarray decodes packed values to follows
+# the type of the scale factor: older packed ERA5 files carry a 64-bit `scale_factor` and decode to
+# `float64`, **four times** their size on disk; the course's generator chose a 32-bit scale factor, so
+# here they decode to `float32`, twice the size on disk. Either way: **in memory, decoded data is
+# bigger than the file**.
 
 # %%
 #| label: packing
@@ -124,11 +155,17 @@ print(f"t2m of one month: {raw_mib:.1f} MiB as int16, {decoded_mib:.1f} MiB deco
 # %% [markdown]
 # ## 2. A Dask cluster and its dashboard
 #
-# Xarray hands its computations to Dask. We start a `LocalCluster` now, so that the dashboard
-# shows everything that follows: a scheduler and one single-threaded worker **process** per core,
-# on `127.0.0.1` (nobody else on the network can reach it) and on a free port (`:0`). Processes,
-# not threads, because the NetCDF and HDF5 libraries are not thread-safe: in one process they read
-# one thing at a time, and opening files from several threads at once can crash them.
+# Xarray hands its computations to Dask. We start a cluster now, so that the dashboard shows
+# everything that follows. `clusters.client()` (from the course package, episode 05) starts a
+# `LocalCluster`: a scheduler and single-threaded worker **processes**, on `127.0.0.1` (nobody else
+# on the network can reach it) with the dashboard on a free port. In a batch job that has started a
+# cluster across its nodes (`labs/jobs/run_lab.sbatch` sets `$DASK_SCHEDULER_ADDRESS`), it connects to
+# that cluster instead, so the same lab uses every node of the job.
+#
+# Why processes, not threads? The netCDF-C and HDF5 libraries are not thread-safe, so Xarray puts a
+# **lock** around every call into them. Nothing crashes, but within one process only one thread reads
+# from a NetCDF file at a time: extra threads wait for the lock. Each worker process has its own lock,
+# so processes read in parallel (episode 09 measures this, and compares Zarr, which needs no lock).
 # Open the link in a browser and keep it open. (On a remote machine, forward the port with `ssh -L`;
 # in JupyterLab, the `dask-labextension` shows the same panels inside the notebook.)
 
@@ -137,14 +174,17 @@ print(f"t2m of one month: {raw_mib:.1f} MiB as int16, {decoded_mib:.1f} MiB deco
 import importlib
 import logging
 
-from dask.distributed import Client, LocalCluster
+from course import clusters
 
-cluster = LocalCluster(n_workers=N, threads_per_worker=1, processes=True, host="127.0.0.1",
-                       dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR)
-client = Client(cluster)
+# one worker process per core (at most 2 on the small dataset, which has little to share out)
+client = clusters.client(n_workers=N if course.size() != "small" else min(N, 2), threads_per_worker=1,
+                         silence_logs=logging.ERROR)
 client.run(importlib.import_module, "xarray.backends.netCDF4_")  # workers import xarray + netCDF4 now, not while timed
+workers = client.scheduler_info(n_workers=-1)["workers"]
+n_workers = len(workers)
 print(f"Dask dashboard: {client.dashboard_link}")
-print(f"{len(client.scheduler_info()['workers'])} workers × 1 thread · {course.hardware()}")
+threads = "/".join(str(t) for t in sorted({w["nthreads"] for w in workers.values()}))
+print(f"{n_workers} workers × {threads} thread(s) · {course.hardware()}")
 
 # %% [markdown]
 # ## 3. The pain: opening many files
@@ -167,8 +207,8 @@ print(f"{len(client.scheduler_info()['workers'])} workers × 1 thread · {course
 
 # %%
 #| label: open-times
-with xr.open_dataset(one_file) as first:
-    step_bytes = first.t2m.dtype.itemsize * first.latitude.size * first.longitude.size * 2  # decoded float32
+with xr.open_dataset(one_file) as first:  # first.t2m is already decoded: its dtype is what a chunk holds
+    step_bytes = first.t2m.dtype.itemsize * first.latitude.size * first.longitude.size
     steps_per_file = first.time.size
 time_chunk = int(max(1, min(steps_per_file, 128e6 // step_bytes)))
 CHUNKS = {"time": time_chunk}
@@ -204,7 +244,7 @@ for how, seconds in open_times.items():
 #| label: fig-open-times
 #| fig-cap: "Time to open one monthly file and to open all of them with open_mfdataset: default options, the minimal options, and the minimal options with parallel=True (best of three)."
 #| fig-alt: "Horizontal bar chart of seconds for four ways of opening the dataset, each bar labelled with its time; the hardware that measured them is written under the chart."
-fig, ax = plt.subplots(figsize=(10, 4.5))
+fig, ax = plt.subplots(figsize=(10, 3.9))
 names = list(open_times)[::-1]
 bars = ax.barh(names, [open_times[n] for n in names], color=["#009E73", "#0072B2", "#D55E00", "#999999"])
 ax.bar_label(bars, labels=[f"{open_times[n]:.3f} s" for n in names], padding=4)
@@ -221,8 +261,7 @@ plt.show()
 # %%
 #| label: lsm-broadcast
 for name, d in [("defaults", ds_default), ("minimal", ds)]:
-    print(f"{name:<9} lsm{d.lsm.dims} shape {d.lsm.shape}, {d.lsm.nbytes / 2**20:8.2f} MiB; "
-          f"whole dataset {d.nbytes / 2**20:8.1f} MiB")
+    print(f"{name:<9} lsm{d.lsm.dims}: {d.lsm.nbytes / 2**20:7.2f} MiB; dataset {d.nbytes / 2**20:6.1f} MiB")
 
 # %% [markdown]
 # With the defaults, a 2-D mask turned into a 3-D array with one identical copy per time step, and
@@ -235,9 +274,11 @@ for name, d in [("defaults", ds_default), ("minimal", ds)]:
 #
 # The dataset we opened is **lazy**: each variable is a Dask array, a grid of *chunks*, each chunk a
 # small NumPy array that Dask reads from its file only when a computation needs it. `ds.chunks` lists
-# the chunk sizes along every dimension. One chunk is what one worker holds in memory at a time,
-# which is why chunks must be neither tiny (millions of tasks, all overhead) nor huge (a worker
-# runs out of memory): tens to a few hundred MB each.
+# the chunk sizes along every dimension. A worker holds **several** chunks at once: each of its
+# threads works on one, a task often needs its input, a decoded copy and its result together, and the
+# worker keeps results until the next step uses them (episode 04's budget: threads × a few × chunk,
+# plus what the worker holds). So chunks must be neither tiny (millions of tasks, all overhead) nor
+# huge (a worker runs out of memory): tens to a few hundred MB each.
 
 # %%
 #| label: chunks
@@ -266,9 +307,10 @@ july = ds.t2m.sel(time=f"{ds.time.dt.year[0].item()}-07", latitude=slice(70, 35)
 select_s = time.perf_counter() - start
 print(f"select July over Europe: {1000 * select_s:.2f} ms, still lazy: {type(july.data).__module__}.{type(july.data).__name__}")
 start = time.perf_counter()
-july_loaded = july.load()
+july_loaded = clusters.compute(july, client, what="July over Europe")
 load_s = time.perf_counter() - start
-print(f"load it:                 {1000 * load_s:.2f} ms for {july_loaded.nbytes / 2**20:.2f} MiB  ·  {course.hardware()}")
+print(f"load it:                 {1000 * load_s:.2f} ms for {july_loaded.nbytes / 2**20:.2f} MiB")
+print(course.hardware())
 
 # %% [markdown]
 # A plot is a computation too: `.plot()` on one time step reads one small slice of one file.
@@ -279,7 +321,8 @@ print(f"load it:                 {1000 * load_s:.2f} ms for {july_loaded.nbytes 
 #| fig-alt: "Global map of 2 metre temperature on a latitude-longitude grid in the cividis colour map: warm (yellow) in the tropics, cold (dark blue) towards the poles and over high mountains."
 start = time.perf_counter()
 fig, ax = plt.subplots(figsize=(10, 5))
-ds.t2m.isel(time=0).plot(ax=ax, cmap="cividis", cbar_kwargs={"label": "t2m [K]"})
+first_map = clusters.compute(ds.t2m.isel(time=0), client, what="the first map")  # what .plot() would read
+first_map.plot(ax=ax, cmap="cividis", cbar_kwargs={"label": "t2m [K]"})
 plot_s = time.perf_counter() - start
 ax.set_title("")  # drop xarray's automatic "time = ..." title
 ax.set_title(f"t2m at {str(ds.time.values[0])[:16].replace('T', ' ')} UTC (read and drawn in {plot_s:.2f} s)", loc="left")
@@ -294,7 +337,8 @@ plt.show()
 # $\cos(\text{latitude})$ (grid cells shrink towards the poles), and compute. The result, one value per
 # time step, fits in memory easily, so the rest of this section works on it in memory:
 #
-# - `resample(time="1D").mean()` changes the time step (6-hourly to daily; `"1MS"` to monthly);
+# - `resample(time="1D").mean()` changes the time step (from the dataset's step, 12-hourly at the small
+#   size and 6-hourly at workshop size, to daily; `"1MS"` to monthly);
 # - `rolling(time=30, center=True).mean()` smooths with a moving window;
 # - `groupby("time.month").mean()` gives the **climatology** (the mean of every January, ...), and
 #   subtracting it month by month, `groupby("time.month") - climatology`, gives **anomalies**.
@@ -304,23 +348,27 @@ plt.show()
 BOX = dict(latitude=slice(70, 35), longitude=slice(0, 40))  # Europe east of Greenwich
 weights = np.cos(np.deg2rad(ds.latitude))
 start = time.perf_counter()
-series = ds.t2m.sel(BOX).weighted(weights).mean(("latitude", "longitude")).compute()
+series = clusters.compute(ds.t2m.sel(BOX).weighted(weights).mean(("latitude", "longitude")), client,
+                          what="the Europe series")
 series_s = time.perf_counter() - start
+step_hours = int((series.time.values[1] - series.time.values[0]) / np.timedelta64(1, "h"))
+STEP = f"{step_hours}-hourly"  # read from the data: 12-hourly (small) or 6-hourly (workshop)
 daily = series.resample(time="1D").mean()
 monthly = series.resample(time="1MS").mean()
 smooth = daily.rolling(time=30, center=True).mean()
 climatology = series.groupby("time.month").mean()
 anomalies = series.groupby("time.month") - climatology
-print(f"regional mean: {series.size} time steps in {series_s:.2f} s · {course.hardware()}")
+print(f"regional mean: {series.size} {STEP} time steps in {series_s:.2f} s")
+print(course.hardware())
 print(f"daily {daily.size} · monthly {monthly.size} · climatology {climatology.size} months · "
       f"mean anomaly {float(anomalies.mean()):+.1e} K (zero by construction)")
 
 # %%
 #| label: fig-time-series
-#| fig-cap: "Area-weighted 2 m temperature over Europe (35–70° N, 0–40° E): 6-hourly values, daily means, a 30-day rolling mean and monthly means."
-#| fig-alt: "Line chart of temperature in kelvin against time: a thin grey band of 6-hourly values with a daily cycle, a blue daily-mean line, a smooth orange 30-day rolling mean, and green steps for the monthly means, all following the seasonal cycle."
+#| fig-cap: "Area-weighted 2 m temperature over Europe (35–70° N, 0–40° E): the values at the dataset's time step, daily means, a 30-day rolling mean and monthly means."
+#| fig-alt: "Line chart of temperature in kelvin against time: a thin grey band of the values at every time step with a daily cycle, a blue daily-mean line, a smooth orange 30-day rolling mean, and green steps for the monthly means, all following the seasonal cycle."
 fig, ax = plt.subplots(figsize=(11, 5))
-series.plot(ax=ax, color="#BBBBBB", linewidth=0.6, label="6-hourly")
+series.plot(ax=ax, color="#BBBBBB", linewidth=0.6, label=STEP)
 daily.plot(ax=ax, color="#0072B2", linewidth=1.2, label="daily mean (resample)")
 smooth.plot(ax=ax, color="#E69F00", linewidth=3, label="30-day rolling mean")
 monthly.plot.step(ax=ax, where="post", color="#009E73", linewidth=2.5, label="monthly mean (resample 1MS)")
@@ -334,20 +382,24 @@ plt.show()
 
 # %% [markdown]
 # The same operations work on whole maps. Seasonal means (`groupby("time.season")`) and the monthly
-# climatology of every grid cell both read all of `t2m`; `dask.compute(a, b)` computes them in one
-# pass over the files instead of two. With them we find the day when Europe was warmest compared
-# with its climatology (a heat wave) and map that day's anomaly.
+# climatology of every grid cell both read all of `t2m`; computed together (here as two variables of
+# one `Dataset`, or with `dask.compute(a, b)`) they share one pass over the files instead of two.
+# With them we find the day when Europe was warmest compared with its climatology (a heat wave) and
+# map that day's anomaly.
 
 # %%
 #| label: seasons-and-climatology
 start = time.perf_counter()
-seasons, field_climatology = dask.compute(
-    ds.t2m.groupby("time.season").mean(), ds.t2m.groupby("time.month").mean()
-)
+both = xr.Dataset({"seasons": ds.t2m.groupby("time.season").mean(),
+                   "climatology": ds.t2m.groupby("time.month").mean()})
+both = clusters.compute(both, client, what="the seasonal means and the climatology")
+seasons, field_climatology = both.seasons, both.climatology
 maps_s = time.perf_counter() - start
 day = str(anomalies.resample(time="1D").mean().idxmax("time").values)[:10]
-heat_anomaly = (ds.t2m.sel(time=day).mean("time") - field_climatology.sel(month=int(day[5:7]))).compute()
-print(f"seasonal means + monthly climatology of every grid cell, one pass: {maps_s:.2f} s · {course.hardware()}")
+heat_anomaly = clusters.compute(ds.t2m.sel(time=day).mean("time"), client, what="the day's mean") \
+    - field_climatology.sel(month=int(day[5:7]))
+print(f"seasonal means + monthly climatology of every grid cell, one pass: {maps_s:.2f} s")
+print(course.hardware())
 print(f"warmest day over the Europe box compared with its climatology: {day}")
 
 # %%
@@ -355,7 +407,7 @@ print(f"warmest day over the Europe box compared with its climatology: {day}")
 #| fig-cap: "Mean 2 m temperature of each season (December–February, March–May, June–August, September–November), from one groupby over the whole dataset."
 #| fig-alt: "Four small global maps in the cividis colour map sharing one colour bar: the northern continents are much colder in December to February than in June to August, the southern ones the other way round."
 order = [s for s in ("DJF", "MAM", "JJA", "SON") if s in seasons.season.values]
-grid = seasons.sel(season=order).plot(col="season", col_wrap=2, cmap="cividis", figsize=(12, 6.5),
+grid = seasons.sel(season=order).plot(col="season", col_wrap=2, cmap="cividis", figsize=(12, 5.8),
                                       cbar_kwargs={"label": "t2m [K]"})
 grid.fig.text(0.01, 0.01, course.hardware(), fontsize=10, color="#555555")
 plt.show()
@@ -384,20 +436,24 @@ plt.show()
 # %%
 with warnings.catch_warnings():  # warm-up on one file: the workers open HDF5 and decode once before the timing
     warnings.simplefilter("ignore", RuntimeWarning)
-    ds.isel(time=slice(0, steps_per_file)).mean("time").compute()
+    clusters.compute(ds.isel(time=slice(0, steps_per_file)).mean("time"), client, what="the warm-up")
 
 # %% [markdown]
 # While it runs, a thread samples the memory (resident set size) of the worker processes with
-# `psutil` every 20 ms. The peak tells you whether this would fit on a smaller machine: it depends
-# on the chunk size and the number of workers, **not** on the size of the dataset.
+# `psutil` every 20 ms (on a cluster of other machines, it reads what the workers report to the
+# scheduler instead). The peak tells you whether this would fit on a smaller machine: it depends
+# on the chunk size, the threads and the number of workers, **not** on the size of the dataset.
 
 # %%
 class WorkerMemory:
     """Peak summed resident memory of the cluster's worker processes, sampled in a thread (psutil)."""
 
     def __init__(self, client, interval=0.02):
-        self.processes = [psutil.Process(pid) for pid in client.run(os.getpid).values()]
-        self.interval, self.samples = interval, []
+        pids = client.run(os.getpid)  # {worker address: process id}
+        self.local = all(address.startswith("tcp://127.0.0.1:") for address in pids)
+        self.processes = [psutil.Process(pid) for pid in pids.values()] if self.local else []
+        self.client = client
+        self.interval, self.samples = (interval if self.local else 0.5), []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -405,8 +461,13 @@ class WorkerMemory:
         start = time.perf_counter()
         while not self._stop.is_set():
             try:
-                total = sum(p.memory_info().rss for p in self.processes)
+                if self.local:
+                    total = sum(p.memory_info().rss for p in self.processes)
+                else:  # workers on other machines: their own reports, a few per second
+                    total = sum(w["metrics"]["memory"]
+                                for w in self.client.scheduler_info(n_workers=-1)["workers"].values())
             except psutil.Error:  # a worker restarted: skip this sample
+                self._stop.wait(self.interval)
                 continue
             self.samples.append((time.perf_counter() - start, total))
             self._stop.wait(self.interval)
@@ -431,10 +492,10 @@ decoded_bytes = sum(ds[v].nbytes for v in time_vars)
 with WorkerMemory(client) as memory, warnings.catch_warnings():
     warnings.simplefilter("ignore", RuntimeWarning)  # sst has no value over land: "mean of empty slice"
     start = time.perf_counter()
-    time_mean = ds.mean("time").compute()
+    time_mean = clusters.compute(ds.mean("time"), client, what='ds.mean("time")')
     mean_s = time.perf_counter() - start
 baseline = memory.samples[0][1]
-print(f'ds.mean("time").compute() over {len(files)} files, {N} workers · {course.hardware()}')
+print(f'ds.mean("time") over {len(files)} files, {n_workers} workers · {course.hardware()}')
 print(f"  {mean_s:.2f} s · {disk_bytes / 1e6 / mean_s:.0f} MB/s read from disk · "
       f"{decoded_bytes / 1e6 / mean_s:.0f} MB/s decoded")
 print(f"  worker memory: peak {memory.peak / 2**20:.0f} MiB (idle {baseline / 2**20:.0f} MiB) for a dataset of "
@@ -446,7 +507,7 @@ print(f"  worker memory: peak {memory.peak / 2**20:.0f} MiB (idle {baseline / 2*
 #| fig-alt: "Line chart of the summed worker memory in MiB against seconds, rising from the idle level while the chunks are processed; a dashed horizontal line marks the size of the decoded dataset for comparison."
 fig, ax = plt.subplots(figsize=(10, 4.8))
 seconds, used = zip(*memory.samples)
-ax.plot(seconds, np.array(used) / 2**20, color="#0072B2", linewidth=2, label=f"{N} workers (resident memory)")
+ax.plot(seconds, np.array(used) / 2**20, color="#0072B2", linewidth=2, label=f"{n_workers} workers (resident memory)")
 ax.axhline(decoded_bytes / 2**20, color="#D55E00", linestyle="--", linewidth=2, label="the whole dataset, decoded")
 ax.set_ylim(0, 1.15 * max(max(used), decoded_bytes) / 2**20)
 ax.set_xlabel("seconds since the computation started")
@@ -475,12 +536,15 @@ with np.errstate(invalid="ignore", divide="ignore"):
     numpy_mean = {v: sums[v] / np.where(counts[v] > 0, counts[v], np.nan) for v in time_vars}
 numpy_s = time.perf_counter() - start
 worst = max(float(np.nanmax(np.abs(time_mean[v].values - numpy_mean[v]))) for v in time_vars)
-print(f"NumPy, file by file, one process: {numpy_s:.2f} s · Dask, {N} workers: {mean_s:.2f} s · {course.hardware()}")
+print(f"NumPy, file by file, one process: {numpy_s:.2f} s · Dask, {n_workers} workers: {mean_s:.2f} s")
+print(course.hardware())
 print(f"largest difference between the two means: {worst:.1e} (float32 rounding)")
 
 # %%
+own_cluster = client.cluster  # None when we joined a batch job's cluster: that one is the job's to stop
 client.close()
-cluster.close()
+if own_cluster is not None:
+    own_cluster.close()
 
 # %% [markdown]
 # On the small dataset each chunk is tiny, so the fixed costs dominate: starting the worker
@@ -489,7 +553,7 @@ cluster.close()
 # object). The NumPy loop in one process usually wins, and the workers' memory is mostly the
 # libraries they imported.
 #
-# Run the lab with `COURSE_SIZE=workshop` (about a hundred times more data): the workers' memory
+# Run the lab with `COURSE_SIZE=workshop` (finer, more frequent and longer: many times more data): the workers' memory
 # stays near the same level while the dataset grows (`COURSE_SIZE=large` is bigger than most
 # machines' memory). Whether Dask also beats the NumPy loop depends on how many cores are really
 # free and how fast the disk delivers: on a quiet machine with `N` free cores and a fast disk it
@@ -507,8 +571,8 @@ cluster.close()
 #
 # `tp` is in metres (`units = 'm'`; ERA5 precipitation is a depth of water). `t2m` is stored in steps of
 # `scale_factor` kelvin (a few thousandths). Decoded, each variable takes
-# `time × latitude × longitude × 4` bytes (float32), twice its packed size; five variables, plus the
-# small static maps. `nbytes` gives the same number without reading any data.
+# `time × latitude × longitude × 4` bytes (float32, because the scale factor is a 32-bit float), twice
+# its packed size; five variables, plus the small static maps. `nbytes` gives the same number without reading any data.
 # </details>
 #
 # ### Exercise 2: chunks for a time series
@@ -527,22 +591,26 @@ cluster.close()
 # </details>
 #
 # ### Exercise 3: an sst anomaly index
-# Compute the monthly sea-surface-temperature anomaly averaged over the Niño-3.4 box
-# (5° S–5° N, 190°–240° E). Why must you weight by `cos(latitude)` in general, and why does it
-# hardly matter here?
+# Compute a daily sea-surface-temperature anomaly index for the Niño-3.4 box (5° S–5° N,
+# 190°–240° E): the box's area-weighted daily mean minus its mean for the calendar month. Plot it.
+# Why must you weight by `cos(latitude)` in general, and why does it hardly matter here? What does
+# the index measure when the data cover a single year?
 #
 # <details><summary>Solution</summary>
 #
 # ```python
 # box = ds.sst.sel(latitude=slice(5, -5), longitude=slice(190, 240))
 # nino = box.weighted(np.cos(np.deg2rad(ds.latitude))).mean(("latitude", "longitude"))
-# monthly_sst = nino.resample(time="1MS").mean().compute()
-# index = monthly_sst.groupby("time.month") - monthly_sst.groupby("time.month").mean()
+# daily_sst = clusters.compute(nino.resample(time="1D").mean(), client, what="the Niño-3.4 series")
+# index = daily_sst.groupby("time.month") - daily_sst.groupby("time.month").mean()
+# index.plot()
 # ```
 # Latitude slices run from 5 to −5 because ERA5 stores latitude from north to south. Cells shrink
 # towards the poles, so unweighted means over large boxes over-count high latitudes; between 5° S
-# and 5° N, `cos(latitude)` is within half a percent of 1. With one year of data (the small dataset)
-# the climatology is that year and every monthly anomaly is 0: use the workshop size to see an index.
+# and 5° N, `cos(latitude)` is within half a percent of 1. With one year (the small dataset) the
+# climatology of a month is that month itself, so the index shows the weather within each month.
+# (A *monthly* index would be exactly 0 for one year.) With several years (`COURSE_SIZE=workshop`),
+# the climatology averages the years and the index also shows one year against the others.
 # </details>
 #
 # ### Exercise 4: watch it
@@ -560,14 +628,16 @@ cluster.close()
 # </details>
 #
 # ## Key points
-# - NetCDF is self-describing: dimensions, variables, attributes; ERA5 packs values as `int16` with
-#   `scale_factor`/`add_offset`, so decoded data is twice its size on disk.
+# - NetCDF is self-describing: dimensions, variables, attributes. Check `.encoding`: packed `int16`
+#   (older ERA5 downloads, and this course) decodes to floats two or four times its size on disk;
+#   today's ERA5 files are compressed float32.
 # - Open many files with `xr.open_mfdataset(files, data_vars="minimal", coords="minimal",
 #   compat="override")`; the defaults compare and broadcast static fields along time.
 # - Opening is lazy: `sel`/`isel` are instant, values are read when you compute or plot.
-# - Chunks of tens to hundreds of MB; memory is set by chunk size × workers, not by dataset size.
+# - Chunks of tens to hundreds of MB; memory is set by chunk size × threads × workers, not by dataset size.
+# - Xarray locks netCDF-C/HDF5: in one process NetCDF reads are serialised, so use worker processes.
 # - `resample`, `rolling`, `groupby("time.season")`, climatology and anomalies are one line each,
-#   and `dask.compute(a, b)` shares one pass over the data.
+#   and computing results together shares one pass over the data.
 # - Check the parallel answer against a simple one, and always report time and memory with the hardware.
 
 # %% [markdown]
@@ -598,6 +668,14 @@ def test_every_way_of_opening_gives_the_same_data():
 def test_selection_is_lazy_and_chunks_sensible():
     assert isinstance(ds.sel(time=ds.time[0]).t2m.data, dask.array.Array)
     assert chunk_mb <= 256, f"chunks of {chunk_mb:.0f} MB are too big for a worker"
+    # the chunk sizing counts the decoded item size once: chunks of up to 128 MB, not half of that
+    decoded_step = ds.t2m.dtype.itemsize * ds.latitude.size * ds.longitude.size
+    assert time_chunk == min(steps_per_file, int(128e6 // decoded_step))
+
+
+def test_time_step_read_from_the_data():
+    assert step_hours == {"small": 12, "workshop": 6}.get(course.size(), step_hours)
+    assert 0 < daily.size < series.size
 
 
 def test_anomalies_average_to_zero():
@@ -614,7 +692,7 @@ def test_dask_mean_equals_numpy_file_by_file():
 
 def test_memory_stays_bounded():
     # Out of core: the workers never hold much more than a few chunks each, whatever the dataset size.
-    assert memory.peak < N * 1.5 * 2**30
+    assert memory.peak < n_workers * 1.5 * 2**30
     assert client.status == "closed"
 
 

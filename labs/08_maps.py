@@ -167,7 +167,7 @@ EUROPE_EXTENT = [-15, 35, 33, 68]  # lon_min, lon_max, lat_min, lat_max (degrees
 #| label: fig-projections
 #| fig-cap: "The same 2 m temperature climatology in four projections: PlateCarree, Robinson, Orthographic and a Lambert conformal map of Europe."
 #| fig-alt: "Four maps in a two-by-two grid, all coloured with the cividis colour map from dark blue (cold) to yellow (warm): a rectangular world map, an oval Robinson world map, a globe centred on Europe, and a cone-shaped map of Europe with curved parallels. Coastlines are drawn in black on each."
-fig = plt.figure(figsize=(13, 8.5))
+fig = plt.figure(figsize=(13, 6.8))
 axes_by_name = {}
 for i, (name, projection) in enumerate(PROJECTIONS.items()):
     ax = fig.add_subplot(2, 2, i + 1, projection=projection)
@@ -191,8 +191,8 @@ save(fig, "projections")
 # services use it for Europe.
 #
 # The white spot at the North Pole of the globe is a lesson in grids: the top row of cells is centred
-# *on* 90° N, so its edges lie at 92.5° N, which no projection can place, and Cartopy leaves those
-# cells out. On the workshop's 1° grid the spot is five times smaller.
+# *on* 90° N, so its edges lie half a cell beyond the pole, which no projection can place, and Cartopy
+# leaves those cells out. On the workshop's 1° grid the spot is half as wide as on the small 2° grid.
 
 # %% [markdown]
 # ## 3. What `transform=` is for
@@ -224,7 +224,7 @@ save(fig, "transform")
 # `cividis` (readable with every common colour-vision deficiency, and in greyscale) or `viridis`.
 #
 # `resolution="110m"` asks for Natural Earth's coarsest layers (1:110 million), the ones the course
-# ships. That is plenty for a world map and for our 5° (small) or 1° (workshop) grid.
+# ships. That is plenty for a world map and for our 2° (small) or 1° (workshop) grid.
 #
 # One xarray habit to know: when a field has negative *and* positive values (temperatures in °C do),
 # xarray assumes it is an anomaly and centres the colour scale on zero, stretching it symmetrically.
@@ -234,7 +234,7 @@ save(fig, "transform")
 #| label: fig-climatology
 #| fig-cap: "Mean 2 m temperature over the whole record, Robinson projection, cividis colour map, with coastlines, country borders and labelled gridlines."
 #| fig-alt: "World map in the Robinson projection. Temperatures run from dark blue over Antarctica, Greenland and the Arctic to yellow in the tropics, with colder colours over high mountains. Black coastlines, thin grey country borders and dashed gridlines every 30 degrees with degree labels on the left and bottom."
-fig = plt.figure(figsize=(11, 6))
+fig = plt.figure(figsize=(11, 5.2))
 ax = fig.add_subplot(projection=ccrs.Robinson())
 climatology_mesh = climatology.plot(
     ax=ax, transform=DATA_CRS, cmap="cividis", center=False,  # not an anomaly: see below
@@ -263,7 +263,7 @@ save(fig, "climatology")
 #| label: fig-anomaly
 #| fig-cap: "2 m temperature anomaly of the warmest day over western Europe relative to its month, RdBu_r centred on zero."
 #| fig-alt: "World map in the Robinson projection coloured red where the day was warmer than the month's mean and blue where it was colder, white near zero. Coastlines in black and labelled gridlines."
-fig = plt.figure(figsize=(11, 6))
+fig = plt.figure(figsize=(11, 5.2))
 ax = fig.add_subplot(projection=ccrs.Robinson())
 anomaly_mesh = anomaly.plot(
     ax=ax, transform=DATA_CRS, cmap="RdBu_r", center=0, robust=True,
@@ -294,7 +294,7 @@ save(fig, "anomaly")
 #| label: fig-europe
 #| fig-cap: "The same day's 2 m temperature anomaly over Europe, Lambert conformal projection, with 110m coastlines and borders drawn offline."
 #| fig-alt: "Map of Europe in a Lambert conformal projection, with curved parallels and converging meridians, labelled every 10 degrees. Grid cells coloured red where the day was warmer than usual and blue where colder; coastlines in black and country borders in grey."
-fig = plt.figure(figsize=(10, 7.5))
+fig = plt.figure(figsize=(10, 6.6))
 ax = fig.add_subplot(projection=LAMBERT_EUROPE)
 europe_mesh = anomaly.plot(
     ax=ax, transform=DATA_CRS, cmap="RdBu_r", center=0, robust=True,
@@ -309,7 +309,7 @@ ax.set_title(f"Europe, {DAY}")
 save(fig, "europe")
 
 # %% [markdown]
-# Each coloured square is one grid cell of the data: 5° on the small dataset, 1° at workshop size
+# Each coloured square is one grid cell of the data: 2° on the small dataset, 1° at workshop size
 # (`COURSE_SIZE=workshop`). Resist the urge to smooth it; the map should show what the data resolve.
 # For the polders of the Netherlands even 0.25° ERA5 is coarse, which is why flood modellers downscale.
 
@@ -321,14 +321,16 @@ save(fig, "europe")
 downloader = cartopy.config["downloaders"][("shapefiles", "natural_earth")]
 used_fallback = getattr(type(downloader), "warned", False)
 pngs = sorted(p.name for p in FIGURES.glob("*.png"))
-print(f"network switched off for the whole lab: {network.active}; connection attempts: {len(network.attempts)}")
-print(f"finer Natural Earth layers requested and replaced by 110m: {used_fallback}")
-print(f"maps drawn: {', '.join(pngs)} (in {FIGURES.relative_to(course.ROOT)})")
+print(f"network switched off for the whole lab: {network.active}")
+print(f"connection attempts: {len(network.attempts)}")
+print(f"finer layers requested, replaced by 110m: {used_fallback}")
+print(f"maps drawn: {len(pngs)} PNGs in {FIGURES.relative_to(course.ROOT).as_posix()}")
 
 # %% [markdown]
 # ### Exercise 1: a precipitation climatology for the flood modeller
 # Map the mean daily precipitation over Europe in the Lambert projection. `tp` is in metres per
-# six-hour step: sum per day and convert to mm/day. Which colour map, and why not `RdBu_r`?
+# time step (12 hours on the small dataset, 6 at workshop size): sum per day and convert to mm/day.
+# Which colour map, and why not `RdBu_r`?
 #
 # <details><summary>Solution</summary>
 #

@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     for page in pages:
         for stem in embedded_labs(page):
             if stem in lab_failed:
-                problems[page.name] = f"lab {stem}.py failed: {lab_failed[stem]}"
+                problems[page.name] = lab_failed[stem]  # "NN_x.py failed in #cell: ValueError: ..."
                 break
             if not (BUILD / f"{stem}.ipynb").exists():
                 problems[page.name] = (f"_build/{stem}.ipynb is missing: lab {stem}.py has not run "
