@@ -8,7 +8,7 @@ It scales with ``COURSE_SIZE`` / ``COURSE_DATA_DIR`` like the labs, and writes o
 the hardware and the load average, to ``_build/benchmark/benchmark.md`` and ``benchmark.json``. Each
 row is a figure, the limit it is compared with, and their ratio; a ratio below its expectation is
 flagged with a probable cause. The parallel rows call the labs' own code (``course.pi``,
-``course.pi_numba``, lab 03's Cython extension via ``course.bench.build_extension``); only the
+``course.pi_numba``, lab 03's Cython extension via ``course.build.build_extension``); only the
 machine limits (memory bandwidth, disk read and write) are the benchmark's own micro-benchmarks.
 Nothing here is asserted: speed depends on the machine and on what else runs on it.
 """
@@ -37,7 +37,7 @@ import numpy as np  # noqa: E402
 warnings.filterwarnings("ignore", message=".*[Cc]onsolidated metadata.*")  # Zarr 3 says so at every open
 
 import course  # noqa: E402
-from course import bench, pi  # noqa: E402
+from course import bench, build, pi  # noqa: E402
 
 MB = 1e6
 SECTIONS = ["Machine limits", "Parallel efficiency", "NumPy reductions", "Out-of-core", "Storage",
@@ -242,8 +242,8 @@ def parallel_rows(t, cfg):
     except Exception as err:
         t.add("Parallel efficiency", "Numba prange (lab 03)", reason=f"not run: {type(err).__name__}: {err}"[:160])
     # Cython prange (lab 03)
-    pi_cython, message = bench.build_extension("pi_cython", Path(pi.__file__).parent / "pi_cython.pyx",
-                                               bench.openmp_attempts())
+    pi_cython, message = build.build_extension("pi_cython", Path(pi.__file__).parent / "pi_cython.pyx",
+                                               build.openmp_attempts())
     if pi_cython is None:
         t.add("Parallel efficiency", "Cython prange (lab 03)", reason=f"not built: {message}")
     else:
