@@ -318,21 +318,22 @@ with ProcessPoolExecutor(max_workers=N) as pool:
     rows_pool = sorted(pool.map(file_stats.stats, files), key=lambda r: r["file"])
 times["Python pool"] = time.perf_counter() - start  # includes starting the worker processes
 
-batched_nc_command = f"parallel --will-cite -j {N} -X python course/file_stats.py ::: $DATA/era5_*.nc > $OUT/parallel_X.csv"
-if HAVE_PARALLEL:
-    _, times["GNU parallel -X"] = shell(batched_nc_command)
-    rows_parallel_batched = file_stats.parse_csv((OUT / "parallel_X.csv").read_text())
-else:
-    skip(batched_nc_command, INSTALL_PARALLEL)
-    rows_parallel_batched = None
 
+
+def timed_rows(method, command, csv, installed, install_hint):
+    """Run `command` (if its tool is installed), note its time under `method`, read the CSV it wrote."""
+    if not installed:
+        skip(command, install_hint)
+        return None
+    _, times[method] = shell(command)
+    return file_stats.parse_csv((OUT / csv).read_text())
+
+
+batched_nc_command = f"parallel --will-cite -j {N} -X python course/file_stats.py ::: $DATA/era5_*.nc > $OUT/parallel_X.csv"
+rows_parallel_batched = timed_rows("GNU parallel -X", batched_nc_command, "parallel_X.csv", HAVE_PARALLEL,
+                                   INSTALL_PARALLEL)
 xargs_command = f"ls $DATA/era5_*.nc | xargs -P {N} -n 1 python course/file_stats.py > $OUT/xargs.csv"
-if HAVE_XARGS:
-    _, times["xargs -P"] = shell(xargs_command)
-    rows_xargs = file_stats.parse_csv((OUT / "xargs.csv").read_text())
-else:
-    skip(xargs_command, INSTALL_XARGS)
-    rows_xargs = None
+rows_xargs = timed_rows("xargs -P", xargs_command, "xargs.csv", HAVE_XARGS, INSTALL_XARGS)
 
 # %%
 #| label: methods-table
