@@ -141,9 +141,11 @@ plt.show()
 # %% [markdown]
 # ### A local cluster with less memory than the data
 # The workers' memory limit is **measured, not typed**: we start one worker, let it import what it
-# needs, read its idle memory, and give each worker that plus a budget of a few chunks (Dask keeps a
-# handful of chunks per thread in flight). Then we compare the cluster's total allowance with the
-# dataset's size. The dashboard link is printed: open it now and keep it in view.
+# needs and read its idle memory. A worker pauses when it passes 80 % of its limit, so idle memory plus
+# a working budget of 16 chunks (Dask keeps a few chunks per thread in flight, the HDF5 library caches
+# some) must stay below that line. Each worker gets that, or its share of a quarter of the dataset if
+# that is more: all workers together hold at most a quarter of the data whenever the data is large.
+# The dashboard link is printed: open it now and keep it in view.
 
 # %%
 #| label: cluster
@@ -156,13 +158,15 @@ def idle_worker_bytes():
 
 N_WORKERS = max(1, min(2, course.usable_cores()))
 idle_bytes = idle_worker_bytes()
-worker_limit = int(idle_bytes + 8 * chunk_bytes)  # idle + a budget of 8 chunks for the one thread
+PAUSE = dask.config.get("distributed.worker.memory.pause")  # 0.8: a worker above it stops running tasks
+# idle + a budget of 16 chunks must stay below the pause line; a quarter of the data is the ceiling we aim at
+worker_limit = int(max((idle_bytes + 16 * chunk_bytes) / PAUSE, ds.nbytes / 4 / N_WORKERS))
 client = clusters.client(n_workers=N_WORKERS, threads_per_worker=1, memory_limit=worker_limit)
 workers = client.scheduler_info(n_workers=-1)["workers"]
 total_limit = sum(w["memory_limit"] for w in workers.values())
 print(f"Dask dashboard: {client.dashboard_link}")
 print(f"{len(workers)} workers × 1 thread; each may use {worker_limit / MiB:.0f} MiB "
-      f"(idle {idle_bytes / MiB:.0f} MiB + 8 chunks)")
+      f"(idle {idle_bytes / MiB:.0f} MiB; chunks of {chunk_bytes / MiB:.1f} MiB)")
 print(f"all workers together: {total_limit / MiB:.0f} MiB = {100 * total_limit / ds.nbytes:.0f} % "
       f"of the decoded dataset ({ds.nbytes / MiB:.0f} MiB) · {course.hardware()}")
 
