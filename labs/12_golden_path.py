@@ -140,8 +140,9 @@ plt.show()
 
 # %% [markdown]
 # ### A local cluster with less memory than the data
-# The workers' memory limit is **measured, not typed**: we start one worker, let it import what it
-# needs and read its idle memory. A worker pauses when it passes 80 % of its limit, so idle memory plus
+# The workers' memory limit is **measured, not typed**: we start one worker, let it do one small piece of
+# each job it will get (a mean, a Zarr write: so it has imported and initialised Xarray, netCDF4, HDF5
+# and Zarr) and read its idle memory. A worker pauses when it passes 80 % of its limit, so idle memory plus
 # a working budget of 16 chunks (Dask keeps a few chunks per thread in flight, the HDF5 library caches
 # some) must stay below that line. Each worker gets that, or its share of a quarter of the dataset if
 # that is more: all workers together hold at most a quarter of the data whenever the data is large.
@@ -149,10 +150,23 @@ plt.show()
 
 # %%
 #| label: cluster
+def for_zarr(obj):
+    """``obj`` rechunked into training windows, without the NetCDF layout in its encoding."""
+    out = obj.chunk(WINDOW)
+    for variable in out.variables.values():
+        for key in ("chunks", "preferred_chunks", "chunksizes", "zlib", "complevel", "shuffle", "contiguous"):
+            variable.encoding.pop(key, None)  # the NetCDF layout must not decide the Zarr layout
+    return out
+
+
 def idle_worker_bytes():
-    """Memory (RSS) of one worker process that has imported xarray, netCDF4 and zarr, doing nothing."""
+    """Memory (RSS) of one worker process after one piece of each job (a mean, a Zarr write), now idle."""
     with clusters.client(n_workers=1, threads_per_worker=1, memory_limit=0, local_only=True) as probe:
-        probe.run(lambda: __import__("xarray.backends.netCDF4_") and __import__("zarr"))
+        piece = ds[time_vars].isel(time=slice(0, time_chunk))
+        clusters.compute(piece.mean(), probe, what="a warm-up mean")
+        warm_up = for_zarr(piece).to_zarr(WORK / "warm-up.zarr", mode="w", consolidated=True, compute=False)
+        clusters.compute(warm_up, probe, what="a warm-up write")
+        shutil.rmtree(WORK / "warm-up.zarr", ignore_errors=True)
         return max(probe.run(lambda: __import__("psutil").Process().memory_info().rss).values())
 
 
@@ -259,10 +273,7 @@ print(f"  peak worker memory {mean_peak / MiB:.0f} MiB of its {worker_limit / Mi
 STORE = WORK / f"era5_{course.size()}.zarr"
 PARTIAL = STORE.with_name(STORE.name + ".partial")
 shutil.rmtree(PARTIAL, ignore_errors=True)
-to_write = ds[time_vars].chunk(WINDOW)
-for variable in to_write.variables.values():
-    for key in ("chunks", "preferred_chunks", "chunksizes", "zlib", "complevel", "shuffle", "contiguous"):
-        variable.encoding.pop(key, None)  # the NetCDF layout must not decide the Zarr layout
+to_write = for_zarr(ds[time_vars])
 with PeakMemory(client) as zarr_memory:
     start = time.perf_counter()
     writing = to_write.to_zarr(PARTIAL, mode="w", consolidated=True, compute=False)
