@@ -64,7 +64,8 @@ print(course.hardware())
 # and orography `z` become 3-D). The minimal options skip that work: concatenate only what has a time
 # dimension (`data_vars="minimal"`, `coords="minimal"`) and take the rest from the first file
 # (`compat="override"`). We time both, and keep the time chunks a multiple of the training window we
-# will use in module 2, so that the conversion later only has to split chunks.
+# will use in module 2 (one window of time steps per chunk), so that the conversion later only has to
+# split chunks, never gather them.
 
 # %%
 #| label: open-netcdf
@@ -72,8 +73,7 @@ WINDOW = {"time": 32, "latitude": 32, "longitude": 32}  # one training window: 3
 with xr.open_dataset(files[0]) as first:
     step_bytes = 4 * first.latitude.size * first.longitude.size  # one time step of one variable, float32
     steps_per_file = first.time.size
-# Time chunks: whole windows, about 64 MB per chunk at most, never more than a file holds.
-time_chunk = WINDOW["time"] * max(1, min(steps_per_file, int(64e6 // step_bytes)) // WINDOW["time"])
+time_chunk = min(WINDOW["time"], steps_per_file)  # time chunks of one window: the Zarr store's chunks split them
 CHUNKS = {"time": time_chunk}
 MINIMAL = dict(data_vars="minimal", coords="minimal", compat="override")
 
@@ -142,9 +142,9 @@ plt.show()
 # ### A local cluster with less memory than the data
 # The workers' memory limit is **measured, not typed**: we start one worker, let it do one small piece of
 # each job it will get (a mean, a Zarr write: so it has imported and initialised Xarray, netCDF4, HDF5
-# and Zarr) and read its idle memory. A worker pauses when it passes 80 % of its limit, so idle memory plus
-# a working budget of 16 chunks (Dask keeps a few chunks per thread in flight, the HDF5 library caches
-# some) must stay below that line. Each worker gets that, or its share of a quarter of the dataset if
+# and Zarr) and read its idle memory. A worker pauses when it passes 80 % of its limit, so idle memory,
+# half as much again for what grows while it works (buffers, caches, Dask's bookkeeping), and 16 chunks
+# in flight must stay below that line. Each worker gets that, or its share of a quarter of the dataset if
 # that is more: all workers together hold at most a quarter of the data whenever the data is large.
 # The dashboard link is printed: open it now and keep it in view.
 
@@ -173,8 +173,8 @@ def idle_worker_bytes():
 N_WORKERS = max(1, min(2, course.usable_cores()))
 idle_bytes = idle_worker_bytes()
 PAUSE = dask.config.get("distributed.worker.memory.pause")  # 0.8: a worker above it stops running tasks
-# idle + a budget of 16 chunks must stay below the pause line; a quarter of the data is the ceiling we aim at
-worker_limit = int(max((idle_bytes + 16 * chunk_bytes) / PAUSE, ds.nbytes / 4 / N_WORKERS))
+# idle, half as much again for what grows while it works, and 16 chunks must stay below the pause line
+worker_limit = int(max((1.5 * idle_bytes + 16 * chunk_bytes) / PAUSE, ds.nbytes / 4 / N_WORKERS))
 client = clusters.client(n_workers=N_WORKERS, threads_per_worker=1, memory_limit=worker_limit)
 workers = client.scheduler_info(n_workers=-1)["workers"]
 total_limit = sum(w["memory_limit"] for w in workers.values())
