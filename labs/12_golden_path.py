@@ -64,8 +64,8 @@ print(course.hardware())
 # and orography `z` become 3-D). The minimal options skip that work: concatenate only what has a time
 # dimension (`data_vars="minimal"`, `coords="minimal"`) and take the rest from the first file
 # (`compat="override"`). We time both, and keep the time chunks a multiple of the training window we
-# will use in module 2 (one window of time steps per chunk), so that the conversion later only has to
-# split chunks, never gather them.
+# will use in module 2 (at most one window of time steps per chunk), so that each Zarr chunk later
+# gathers at most two NetCDF chunks.
 
 # %%
 #| label: open-netcdf
@@ -118,8 +118,8 @@ print(f"{sum(ds[v].data.npartitions for v in time_vars)} chunks; the largest {ch
 start = time.perf_counter()
 europe = ds.t2m.sel(latitude=slice(70, 35), longitude=slice(0, 40))
 sel_ms = 1000 * (time.perf_counter() - start)
-print(f"ds.t2m.sel(Europe): {sel_ms:.2f} ms, {europe.nbytes / MiB:.1f} MiB described, nothing read "
-      f"({type(europe.data).__name__}) · {course.hardware()}")
+print(f"ds.t2m.sel(Europe): {sel_ms:.2f} ms; {europe.nbytes / MiB:.1f} MiB described, nothing read")
+print(course.hardware())
 
 # %% [markdown]
 # A plot is a small, concrete computation: `.plot()` on one time step reads one slice of one file.
@@ -182,7 +182,8 @@ print(f"Dask dashboard: {client.dashboard_link}")
 print(f"{len(workers)} workers × 1 thread; each may use {worker_limit / MiB:.0f} MiB "
       f"(idle {idle_bytes / MiB:.0f} MiB; chunks of {chunk_bytes / MiB:.1f} MiB)")
 print(f"all workers together: {total_limit / MiB:.0f} MiB = {100 * total_limit / ds.nbytes:.0f} % "
-      f"of the decoded dataset ({ds.nbytes / MiB:.0f} MiB) · {course.hardware()}")
+      f"of the decoded dataset ({ds.nbytes / MiB:.0f} MiB)")
+print(course.hardware())
 
 # %% [markdown]
 # ### The practical win: `.mean("time")` over everything
@@ -227,10 +228,10 @@ with PeakMemory(client) as mean_memory, warnings.catch_warnings():
     time_mean = clusters.compute(ds[time_vars].mean("time"), client, what='ds.mean("time") over every file')
     t_mean = time.perf_counter() - start
 mean_peak = max(mean_memory.peak.values())
-print(f'ds.mean("time") on {N_WORKERS} workers · {course.hardware()}')
+print(f'ds.mean("time") on {N_WORKERS} workers · {course.hardware()}'[:100])
 print(f"  {t_mean:.1f} s · {disk_bytes / MiB / t_mean:.0f} MiB/s from disk · {time_bytes / MiB / t_mean:.0f} MiB/s decoded")
 print(f"  peak worker memory {mean_peak / MiB:.0f} MiB of its {worker_limit / MiB:.0f} MiB limit "
-      f"({100 * mean_peak / worker_limit:.0f} %); dataset {time_bytes / MiB:.0f} MiB decoded")
+      f"({100 * mean_peak / worker_limit:.0f} %)")
 
 # %% [markdown]
 # The memory a worker needs is set by chunk size × threads, not by the dataset: the same code with
@@ -284,9 +285,10 @@ PARTIAL.rename(STORE)  # complete: only now does it get its real name
 zarr_peak = max(zarr_memory.peak.values())
 store_bytes = sum(f.stat().st_size for f in STORE.rglob("*") if f.is_file())
 n_chunk_files = sum(1 for f in STORE.rglob("c/*") if f.is_file()) or sum(1 for _ in STORE.rglob("*"))
-print(f"to_zarr, once: {t_to_zarr:.1f} s for {time_bytes / MiB:.0f} MiB decoded · {course.hardware()}")
+print(f"to_zarr, once: {t_to_zarr:.1f} s for {time_bytes / MiB:.0f} MiB decoded")
 print(f"  store {STORE.relative_to(course.ROOT)}: {store_bytes / MiB:.0f} MiB on disk")
 print(f"  peak worker memory {zarr_peak / MiB:.0f} MiB of its {worker_limit / MiB:.0f} MiB limit")
+print(course.hardware())
 
 # %% [markdown]
 # ### The payoff: open it again after a "kernel restart"
@@ -513,7 +515,8 @@ for name, items_per_s in rates.items():
                  "of raw": f"{100 * items_per_s * item_bytes / raw_rate:.0f} %"})
 feed_fraction = loader_rate * item_bytes / raw_rate
 course.table(rows)
-print(f"{N_ITEMS} items each; DataLoader start-up {loader_startup:.1f} s (not counted) · {course.hardware()}")
+print(f"{N_ITEMS} items each; DataLoader start-up {loader_startup:.1f} s (not counted)")
+print(course.hardware())
 
 # %% [markdown]
 # Read the table from the top: the ceiling; xbatcher's defaults in one process (it loads with Dask's
@@ -634,8 +637,8 @@ print(f"forecasts for {obs.time.size} test steps on the whole {obs.latitude.size
 from sklearn.metrics import mean_squared_error
 
 one_number = mean_squared_error(obs.values.ravel(), pred.values.ravel()) ** 0.5
-print(f"sklearn RMSE: {one_number:.3f} K  (model); "
-      f"{mean_squared_error(obs.values.ravel(), persistence.values.ravel()) ** 0.5:.3f} K (persistence)")
+print(f"sklearn RMSE, model:       {one_number:.3f} K")
+print(f"sklearn RMSE, persistence: {mean_squared_error(obs.values.ravel(), persistence.values.ravel()) ** 0.5:.3f} K")
 
 # %% [markdown]
 # ### The solution: `xskillscore.rmse(..., dim="time")` keeps the map
@@ -647,7 +650,8 @@ import xskillscore as xs
 rmse_model = xs.rmse(pred, obs, dim="time")
 rmse_persistence = xs.rmse(persistence, obs, dim="time")
 better = float((rmse_model < rmse_persistence).mean())
-print(f"rmse_model: {dict(rmse_model.sizes)} {type(rmse_model).__name__}, mean {float(rmse_model.mean()):.3f} K")
+print(f"rmse_model: a {type(rmse_model).__name__} of {dict(rmse_model.sizes)}")
+print(f"  its mean {float(rmse_model.mean()):.3f} K")
 print(f"the model beats persistence at {100 * better:.0f} % of grid points")
 
 # %%
