@@ -482,18 +482,23 @@ def rate_in_process(dataset, n_items, scheduler=None):
     return (len(order) - 1) / (time.perf_counter() - start)
 
 
-def rate_through_loader(dataset, n_items, workers):
+def make_loader(dataset, workers, n_items):
+    """A DataLoader over ``n_items`` random windows per pass, its workers kept between passes."""
     import torch
 
-    loader = torch.utils.data.DataLoader(
+    return torch.utils.data.DataLoader(
         dataset, batch_size=None, num_workers=workers, worker_init_fn=feed.worker_init,
-        multiprocessing_context=feed.loader_context() if workers else None,
-        sampler=torch.utils.data.RandomSampler(dataset, num_samples=n_items + 2 * workers))
+        multiprocessing_context=feed.loader_context() if workers else None, persistent_workers=workers > 0,
+        sampler=torch.utils.data.RandomSampler(dataset, num_samples=n_items))
+
+
+def rate_through_loader(loader, warm_up=2):
+    """Items per second through ``loader`` for one pass, after the first ``warm_up`` items; start-up seconds."""
     start = time.perf_counter()
     for k, _ in enumerate(loader):
-        if k == 2 * workers:  # every worker has started and delivered an item
+        if k == warm_up - 1:  # the workers have started and delivered
             startup, steady = time.perf_counter() - start, time.perf_counter()
-    return n_items / (time.perf_counter() - steady), startup
+    return (k + 1 - warm_up) / (time.perf_counter() - steady), startup
 
 
 N_ITEMS = min(len(train_set) - 1, 40)
@@ -505,7 +510,9 @@ rates = {
     "this process, xbatcher defaults (preload_batch=True, threads)": rate_in_process(xbatcher_defaults, N_ITEMS),
     "this process, .load() per item, synchronous": rate_in_process(train_set, N_ITEMS, "synchronous"),
 }
-loader_rate, loader_startup = rate_through_loader(train_set, N_ITEMS, LOADER_WORKERS)
+EPOCHS, WINDOWS_PER_EPOCH = 3, min(len(train_set), 64)
+loader = make_loader(train_set, LOADER_WORKERS, WINDOWS_PER_EPOCH)  # the training below reuses it
+loader_rate, loader_startup = rate_through_loader(loader, warm_up=2 * LOADER_WORKERS)
 rates[f"DataLoader, {LOADER_WORKERS} {feed.loader_context()} workers, synchronous"] = loader_rate
 rows = [{"reader": "plain zarr, whole chunks (the ceiling)", "samples/s": "",
          "MiB/s": f"{raw_rate / MiB:.1f}", "of raw": "100 %"}]
@@ -515,7 +522,8 @@ for name, items_per_s in rates.items():
                  "of raw": f"{100 * items_per_s * item_bytes / raw_rate:.0f} %"})
 feed_fraction = loader_rate * item_bytes / raw_rate
 course.table(rows)
-print(f"{N_ITEMS} items each; DataLoader start-up {loader_startup:.1f} s (not counted)")
+print(f"{N_ITEMS} items each in this process, {WINDOWS_PER_EPOCH} through the DataLoader; "
+      f"its start-up {loader_startup:.1f} s not counted")
 print(course.hardware())
 
 # %% [markdown]
@@ -524,7 +532,13 @@ print(course.hardware())
 # synchronous scheduler; and the DataLoader, where the worker processes decode windows in parallel
 # with each other and with whatever the main process does. Start-up (a fresh interpreter per worker,
 # importing torch and xarray) is paid once per `DataLoader`; `persistent_workers=True` keeps the
-# workers across epochs, which is what the training below does.
+# workers across passes, so the training below reuses the same workers.
+#
+# What limits the DataLoader? Each worker is a separate process that needs a core of its own: on a
+# machine whose cores are busy with other work, more processes only queue for the same cores, and the
+# per-item Python work (indexing, Dask's graph, decoding, converting) runs slower than on a quiet one.
+# Compare the loader's rate with the single-process rates above: it should be about the
+# single-process rate times the number of workers when enough cores are free.
 #
 # ### A small model, trained for a few epochs
 # A two-layer convolutional network predicts the *change* of `t2m` over one step from the five fields
@@ -549,13 +563,8 @@ class StepAhead(torch.nn.Module):
         return x[:, :1] + self.net(x)
 
 
-EPOCHS, WINDOWS_PER_EPOCH = 3, min(len(train_set), 64)
 model = StepAhead(len(INPUTS))
 optimiser = torch.optim.Adam(model.parameters(), lr=3e-3)
-loader = torch.utils.data.DataLoader(
-    train_set, batch_size=None, num_workers=LOADER_WORKERS, worker_init_fn=feed.worker_init,
-    multiprocessing_context=feed.loader_context(), persistent_workers=True, prefetch_factor=4,
-    sampler=torch.utils.data.RandomSampler(train_set, num_samples=WINDOWS_PER_EPOCH))
 losses, epoch_rates = [], []
 for epoch in range(EPOCHS):
     start, seen = time.perf_counter(), 0
@@ -590,7 +599,7 @@ plt.show()
 
 # %% [markdown]
 # ### Exercises (module 3)
-# **3.1** Run `rate_through_loader(train_set, N_ITEMS, 0)` (no worker processes) and with one worker.
+# **3.1** Run `rate_through_loader(make_loader(train_set, 0, 20))` (no worker processes) and with one worker.
 # Where does the time go in each case?
 #
 # **3.2** Build a `PatchWindows` with `use_dask=False` (the store opened without Dask; Xarray reads the
