@@ -507,14 +507,14 @@ raw_rate = raw_read_rate(STORE, INPUTS, WINDOW["time"])
 xbatcher_defaults = feed.PatchWindows(STORE, INPUTS, "t2m", WINDOW, time_slice=train_slice, stats=stats,
                                       preload_batch=True)
 rates = {
-    "this process, xbatcher defaults (preload_batch=True, threads)": rate_in_process(xbatcher_defaults, N_ITEMS),
-    "this process, .load() per item, synchronous": rate_in_process(train_set, N_ITEMS, "synchronous"),
+    "xbatcher defaults, one process": rate_in_process(xbatcher_defaults, N_ITEMS),
+    ".load(), synchronous, one process": rate_in_process(train_set, N_ITEMS, "synchronous"),
 }
 EPOCHS, WINDOWS_PER_EPOCH = 3, min(len(train_set), 64)
 loader = make_loader(train_set, LOADER_WORKERS, WINDOWS_PER_EPOCH)  # the training below reuses it
 loader_rate, loader_startup = rate_through_loader(loader, warm_up=2 * LOADER_WORKERS)
-rates[f"DataLoader, {LOADER_WORKERS} {feed.loader_context()} workers, synchronous"] = loader_rate
-rows = [{"reader": "plain zarr, whole chunks (the ceiling)", "samples/s": "",
+rates[f"DataLoader, {LOADER_WORKERS} {feed.loader_context()} workers"] = loader_rate
+rows = [{"reader": "plain zarr, whole chunks (ceiling)", "samples/s": "",
          "MiB/s": f"{raw_rate / MiB:.1f}", "of raw": "100 %"}]
 for name, items_per_s in rates.items():
     rows.append({"reader": name, "samples/s": f"{items_per_s * x0.shape[0]:.0f}",
@@ -527,8 +527,46 @@ print(f"{N_ITEMS} items each in this process, {WINDOWS_PER_EPOCH} through the Da
 print(course.hardware())
 
 # %% [markdown]
-# Read the table from the top: the ceiling; xbatcher's defaults in one process (it loads with Dask's
-# thread pool, whose start-up costs more than these small windows); our own `.load()` with the
+# Where does an item's time go? We take the same windows and time each layer on its own, in this
+# process: plain `zarr` reading exactly the window's chunks; Xarray reading the window from Zarr
+# without Dask; xbatcher's window through Dask (synchronous); and the whole `__getitem__`, which also
+# normalises and builds tensors.
+
+# %%
+#| label: item-breakdown
+def ms_per_item(read_one, items):
+    read_one(items[0])  # warm-up
+    start = time.perf_counter()
+    for i in items[1:]:
+        read_one(int(i))
+    return 1000 * (time.perf_counter() - start) / (len(items) - 1)
+
+
+group = zarr.open_group(STORE, mode="r")
+no_dask = feed.PatchWindows(STORE, INPUTS, "t2m", WINDOW, time_slice=train_slice, stats=stats, use_dask=False)
+T, Y, X = (WINDOW[d] for d in ("time", "latitude", "longitude"))
+n_y, n_x = zr.latitude.size // Y, zr.longitude.size // X
+items = np.random.default_rng(1).permutation(len(train_set))[:min(len(train_set), 21)]
+
+
+def plain_zarr_window(i):  # xbatcher numbers windows along time, then latitude, then longitude (C order)
+    t, y, x = np.unravel_index(i, (len(train_set) // (n_y * n_x), n_y, n_x))
+    return [group[v][t * T:(t + 1) * T, y * Y:(y + 1) * Y, x * X:(x + 1) * X] for v in INPUTS]
+
+
+with dask.config.set(scheduler="synchronous"):
+    breakdown = {
+        "plain zarr, the window's chunks": ms_per_item(plain_zarr_window, items),
+        "Xarray on Zarr, no Dask, .load()": ms_per_item(no_dask.window_ds, items),
+        "xbatcher + Dask, .load()": ms_per_item(train_set.window_ds, items),
+        "the whole __getitem__ (+ tensors)": ms_per_item(train_set.__getitem__, items),
+    }
+course.table([{"one item": k, "ms": f"{v:.1f}"} for k, v in breakdown.items()])
+print(f"{len(items) - 1} items, one process · {course.hardware()}"[:100])
+
+# %% [markdown]
+# Read the first table from the top: the ceiling; xbatcher's defaults in one process (it loads with
+# Dask's thread pool, whose start-up costs more than these small windows); our own `.load()` with the
 # synchronous scheduler; and the DataLoader, where the worker processes decode windows in parallel
 # with each other and with whatever the main process does. Start-up (a fresh interpreter per worker,
 # importing torch and xarray) is paid once per `DataLoader`; `persistent_workers=True` keeps the
@@ -538,7 +576,11 @@ print(course.hardware())
 # machine whose cores are busy with other work, more processes only queue for the same cores, and the
 # per-item Python work (indexing, Dask's graph, decoding, converting) runs slower than on a quiet one.
 # Compare the loader's rate with the single-process rates above: it should be about the
-# single-process rate times the number of workers when enough cores are free.
+# single-process rate times the number of workers when enough cores are free. The breakdown shows the
+# rest: reading a window's chunks with plain `zarr` is a small part of an item's time; most of it is
+# per-item Python work in Xarray, xbatcher and Dask (indexing, building and running a small graph),
+# which is the same for a window of a few kB or a few MB. Larger windows, or no Dask for windows that
+# are one chunk (exercise 3.2), move the feed rate towards the raw read rate.
 #
 # ### A small model, trained for a few epochs
 # A two-layer convolutional network predicts the *change* of `t2m` over one step from the five fields
@@ -676,17 +718,17 @@ print(f"the model beats persistence at {100 * better:.0f} % of grid points")
 
 # %%
 #| label: fig-rmse-maps
-#| fig-cap: "Root-mean-square error of t2m one step ahead over the test period at every grid point: the model (top) and persistence (bottom), same colour scale."
+#| fig-cap: "Root-mean-square error of t2m one step ahead over the test period at every grid point: the model (left) and persistence (right), same colour scale."
 #| fig-alt: "Two global maps in the viridis colour map with coastlines, sharing one colour bar in kelvin; errors are largest over land, especially in the interior of the continents, and smallest over the oceans."
 import cartopy.crs as ccrs
 
 vmax = float(np.nanpercentile(np.maximum(rmse_model, rmse_persistence), 99))
-fig, axes = plt.subplots(2, 1, figsize=(10, 9), subplot_kw={"projection": ccrs.PlateCarree()})
+fig, axes = plt.subplots(1, 2, figsize=(14, 4.8), subplot_kw={"projection": ccrs.PlateCarree()})
 for ax, field, name in zip(axes, (rmse_model, rmse_persistence), ("model", "persistence")):
     im = field.plot(ax=ax, transform=ccrs.PlateCarree(), cmap="viridis", vmin=0, vmax=vmax, add_colorbar=False)
     ax.coastlines(linewidth=0.6)
     ax.set_title(f"{name}: mean RMSE {float(field.mean()):.2f} K", loc="left")
-fig.colorbar(im, ax=axes, shrink=0.8, label="RMSE [K]")
+fig.colorbar(im, ax=axes, orientation="horizontal", shrink=0.5, pad=0.06, label="RMSE [K]")
 fig.text(0.01, 0.01, course.hardware(), fontsize=10, color="#555555")
 plt.show()
 
