@@ -565,9 +565,11 @@ course.table([{"one item": k, "ms": f"{v:.1f}"} for k, v in breakdown.items()])
 print(f"{len(items) - 1} items, one process · {course.hardware()}"[:100])
 
 # %% [markdown]
-# Read the first table from the top: the ceiling; xbatcher's defaults in one process (it loads with
-# Dask's thread pool, whose start-up costs more than these small windows); our own `.load()` with the
-# synchronous scheduler; and the DataLoader, where the worker processes decode windows in parallel
+# Read the first table from the top: the ceiling; xbatcher's defaults in one process (they load with
+# Dask's thread pool); our own `.load()` with the synchronous scheduler (in one process the two differ
+# little, and the order can change from run to run on a busy machine: the scheduler matters inside
+# DataLoader workers, where a thread pool in each of N workers would put N × N threads on N cores);
+# and the DataLoader, where the worker processes decode windows in parallel
 # with each other and with whatever the main process does. Start-up (a fresh interpreter per worker,
 # importing torch and xarray) is paid once per `DataLoader`; `persistent_workers=True` keeps the
 # workers across passes, so the training below reuses the same workers.
