@@ -1,0 +1,101 @@
+"""Feeding PyTorch from a Zarr store with xbatcher (episode 12): what DataLoader workers import by name.
+
+A ``DataLoader`` with ``num_workers > 0`` sends its ``Dataset`` to worker processes. Under ``forkserver``
+and ``spawn`` (the start methods that are safe with threads, Zarr 3's event loop and macOS/Windows),
+those processes import the Dataset's class by its module name: a class defined in a notebook cannot
+be found there. So the lab's Dataset and the worker set-up live here; the lab explains them.
+
+* ``PatchWindows``     a ``torch.utils.data.Dataset``: item ``i`` is window ``i`` of an
+  ``xbatcher.BatchGenerator`` over the Zarr store (time × latitude × longitude patches), loaded and
+  turned into tensors ``(inputs, target)``: every variable at time ``t`` → t2m at ``t + 1``.
+* ``worker_init``      runs first in every DataLoader worker: one thread for torch, Dask's synchronous
+  scheduler (the worker *is* the parallelism), and a fresh Zarr handle opened in this process.
+* ``loader_context()`` ``"forkserver"`` where it exists, else ``"spawn"`` (Windows).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+
+import numpy as np
+
+
+def loader_context() -> str:
+    """The start method for DataLoader workers: forkserver (Linux, macOS), else spawn (Windows)."""
+    return "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+
+
+class PatchWindows:
+    """Windows of a Zarr store as PyTorch samples, opened lazily in whichever process reads them.
+
+    ``store``: path of the Zarr store; ``inputs``: variables fed to the model; ``target``: the variable
+    to predict one time step ahead; ``window``: sizes of one xbatcher window, e.g.
+    ``{"time": 16, "latitude": 32, "longitude": 32}``; ``time_slice``: the part of the record to use;
+    ``stats``: ``{name: (mean, std)}`` to normalise with; ``preload_batch``: xbatcher's option
+    (False: we ``.load()`` the window ourselves); ``use_dask``: open the store with Dask chunks.
+
+    An item is ``(x, y)``: ``x`` of shape (window time − 1, len(inputs), latitude, longitude) holds the
+    inputs at steps 0 … n−2 of the window, ``y`` of shape (window time − 1, 1, latitude, longitude) holds
+    the target at steps 1 … n−1: every pair inside a window is one training sample.
+    """
+
+    def __init__(self, store, inputs, target, window, time_slice=slice(None), stats=None,
+                 preload_batch=False, use_dask=True):
+        self.store, self.inputs, self.target = str(store), list(inputs), target
+        self.window, self.time_slice, self.stats = dict(window), time_slice, stats or {}
+        self.preload_batch, self.use_dask = preload_batch, use_dask
+        self._pid = None
+        self._generator = None
+        self._length = len(self._open())  # opened here once to count windows; reopened per process
+
+    def _open(self):
+        import xarray as xr
+        import xbatcher
+
+        ds = xr.open_zarr(self.store, consolidated=True, chunks={} if self.use_dask else None)
+        ds = ds[sorted(set(self.inputs) | {self.target})].isel(time=self.time_slice)
+        # A Dataset, not a DataArray: xbatcher 0.4.0 keeps its coordinates right (see the lab).
+        self._generator = xbatcher.BatchGenerator(ds, input_dims=self.window, preload_batch=self.preload_batch)
+        self._pid = os.getpid()
+        return self._generator
+
+    def __getstate__(self):  # what travels to a DataLoader worker: the recipe, never an open store
+        state = dict(self.__dict__)
+        state["_generator"], state["_pid"] = None, None
+        return state
+
+    def __len__(self) -> int:
+        return self._length
+
+    def window_ds(self, i: int):
+        """Window ``i`` as a loaded xarray Dataset (opens the store first if this process has no handle)."""
+        if self._generator is None or self._pid != os.getpid():
+            self._open()
+        return self._generator[int(i)].load()
+
+    def __getitem__(self, i: int):
+        import torch
+
+        w = self.window_ds(i)
+        x = np.stack([self._normalised(w, v) for v in self.inputs], axis=1)  # (time, var, lat, lon)
+        y = self._normalised(w, self.target)[:, None]
+        return torch.from_numpy(np.ascontiguousarray(x[:-1])), torch.from_numpy(np.ascontiguousarray(y[1:]))
+
+    def _normalised(self, w, name):
+        values = w[name].transpose("time", "latitude", "longitude").values.astype(np.float32)
+        mean, std = self.stats.get(name, (0.0, 1.0))
+        values = (values - mean) / std
+        return np.nan_to_num(values, nan=0.0)  # sst is missing over land: 0 = its mean after normalising
+
+
+def worker_init(worker_id: int) -> None:
+    """Set up one DataLoader worker process (``worker_init_fn``)."""
+    import dask
+    import torch
+
+    torch.set_num_threads(1)  # the DataLoader's workers are the parallelism; no threads on top
+    dask.config.set(scheduler="synchronous")  # Dask runs each window's few tasks in this thread
+    info = torch.utils.data.get_worker_info()
+    if info is not None:
+        info.dataset._open()  # this process's own Zarr handle, never one inherited from the parent
