@@ -85,6 +85,7 @@ def deadline(client, what: str = "the computation", timeout: float | None = None
 
 def _import_lab_modules():
     import netCDF4  # noqa: F401
+    import sklearn.ensemble  # noqa: F401
     import sklearn.linear_model  # noqa: F401
     import xarray  # noqa: F401
 
