@@ -28,10 +28,14 @@
 # %%
 import importlib
 import importlib.metadata as metadata
+import os
 import re
 import shutil
+import sys
 import time
 import urllib.request
+
+import psutil
 
 import course
 
@@ -96,32 +100,28 @@ rows = [check_package(name, minimum) for name, minimum in requirements() if name
 # ## 3. Programs outside Python
 #
 # Some episodes call programs rather than libraries: GNU `parallel` (episode 06), `mpiexec`
-# (episode 05), Graphviz's `dot` for drawing task graphs, and `quarto` for the slides (instructors only).
+# (episode 05), and Graphviz's `dot` for drawing task graphs. (Instructors who render the slides also
+# need Quarto: see the README, "For instructors". Learners do not.)
 
 # %%
 PROGRAMS = {
-    "parallel": ("needed", "GNU parallel, episode 06: `sudo apt install parallel`, `brew install parallel` or pixi"),
-    "mpiexec": ("needed", "MPI, episode 05: install mpich (pip/conda) or `module load` your site's MPI"),
-    "dot": ("needed", "Graphviz, to draw task graphs: `sudo apt install graphviz`, `brew install graphviz` or pixi"),
-    "quarto": ("optional", "instructors only, to render the slides (pixi, or quarto.org)"),
+    "parallel": "GNU parallel, episode 06: `sudo apt install parallel`, `brew install parallel` or pixi",
+    "mpiexec": "MPI, episode 05: install mpich (pip/conda) or `module load` your site's MPI",
+    "dot": "Graphviz, to draw task graphs: `sudo apt install graphviz`, `brew install graphviz` or pixi",
 }
-for program, (need, advice) in PROGRAMS.items():
-    path = shutil.which(program)
-    if path:
-        rows.append((program, "OK", path))
-    else:
-        rows.append((program, "problem" if need == "needed" else "optional", f"not found; {advice}"))
+for program, advice in PROGRAMS.items():
+    # "found", not where: the table is shared with helpers and shown on slides, and a path says
+    # nothing about whether the program works (the episodes that use it check that)
+    rows.append((program, "OK", "found") if shutil.which(program) else (program, "problem", f"not found; {advice}"))
 
 # %% [markdown]
 # ## 4. Cores, memory, GPU and disk
 #
-# A GPU is optional: the GPU episode runs on the CPU when none is found. The free disk is checked
-# against the dataset size you chose with the `COURSE_SIZE` environment variable (default `small`).
+# A GPU is optional: episode 11 (`labs/11_gpus.py`) runs on the CPU when none is found. The free
+# disk is checked against the dataset size you chose with the `COURSE_SIZE` environment variable
+# (default `small`).
 
 # %%
-import psutil
-
-
 def gpu_row():
     try:
         import cupy
@@ -135,7 +135,7 @@ def gpu_row():
         return ("GPU", "optional", f"CuPy is installed but found no usable GPU ({type(err).__name__})")
     if shutil.which("nvidia-smi"):
         return ("GPU", "optional", "an NVIDIA GPU is present; `pixi run -e gpu ...` adds CuPy")
-    return ("GPU", "optional", "none found; the GPU episode falls back to the CPU")
+    return ("GPU", "optional", "none; episode 11 runs on the CPU")
 
 
 def disk_row():
@@ -144,16 +144,17 @@ def disk_row():
     target.mkdir(parents=True, exist_ok=True)
     free = shutil.disk_usage(target).free
     need = era5_like.parse_size(course.size()).total_bytes()
-    detail = f"{free / 2**30:.1f} GiB free, dataset '{course.size()}' needs {need / 2**30:.2f} GiB"
+    detail = f"{free / 2**30:.1f} GiB free; data '{course.size()}' needs {need / 2**30:.2f} GiB"
     if free < 1.2 * need:
-        return ("disk", "problem", f"{detail} in {target}; free space or set COURSE_DATA_DIR to a larger disk")
+        where = os.path.relpath(target, course.ROOT) if target.is_relative_to(course.ROOT) else "$COURSE_DATA_DIR"
+        return ("disk", "problem", f"{detail} in {where}; free space or set COURSE_DATA_DIR to a larger disk")
     return ("disk", "OK", detail)
 
 
 mem = psutil.virtual_memory()
 rows += [
     ("cores", "OK", f"{course.usable_cores()} usable by this process"),
-    ("memory", "OK" if mem.total >= 4 * 2**30 else "problem", f"{mem.total / 2**30:.1f} GiB total, {mem.available / 2**30:.1f} GiB available"),
+    ("memory", "OK" if mem.total >= 4 * 2**30 else "problem", f"{mem.total / 2**30:.1f} GiB, {mem.available / 2**30:.1f} GiB free"),
     gpu_row(),
     disk_row(),
 ]
@@ -161,33 +162,60 @@ rows += [
 # %% [markdown]
 # ## 5. A Dask cluster and its dashboard
 #
-# Dask will be our scheduler for most of the course. We start a small cluster of worker processes
-# on this machine, bound to `127.0.0.1` so that nobody else on the network can reach it, and on a
-# free port chosen by the operating system (port `0`) so that it never clashes with another
-# dashboard that is already running. Then we ask the dashboard for its status page.
+# Dask will be our scheduler for most of the course. `course.clusters.client` starts a small cluster
+# of worker processes on this machine, bound to `127.0.0.1` so that nobody else on the network can
+# reach it, and on a free port chosen by the operating system (port `0`) so that it never clashes with
+# another dashboard that is already running. Then we ask the dashboard for its status page, and
+# measure how much memory an idle worker takes: every worker you start costs that much before it
+# does any work (episode 04 builds its memory budget on this measurement).
+#
+# Every computation on a cluster in this course has a deadline: `course.clusters.compute` waits for
+# the result, but stops with a message that says what happened (and what to try) if the workers are
+# stuck, instead of waiting forever.
 
 # %%
-from dask.distributed import Client, LocalCluster
+from dask import delayed
+
+from course import clusters
+
+idle_worker_mib = []  # resident memory of each idle worker process, measured below
 
 
 def dask_row():
     start = time.perf_counter()
+    client = None
     try:
-        with LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address="127.0.0.1:0",
-                          processes=True, memory_limit="1GiB") as cluster, Client(cluster) as client:
-            total = client.submit(sum, range(1000)).result()
-            url = client.dashboard_link
-            with urllib.request.urlopen(url, timeout=10) as reply:
-                status = reply.status
+        client = clusters.client(n_workers=2, threads_per_worker=1, memory_limit="1GiB", local_only=True)
+        total = clusters.compute(delayed(sum)(range(1000)), client, what="the setup check's sum", timeout=120)
+        with urllib.request.urlopen(client.dashboard_link, timeout=10) as reply:
+            status = reply.status
+        pids = client.run(os.getpid).values()  # the worker processes, measured from here
+        idle_worker_mib[:] = [psutil.Process(pid).memory_info().rss / 2**20 for pid in pids]
         ok = total == 499500 and status == 200
-        host = url.split("//")[1].split(":")[0]
-        detail = f"2 workers; dashboard on {host} answered in {time.perf_counter() - start:.1f} s"
+        host = client.dashboard_link.split("//")[1].split(":")[0]
+        detail = f"2 workers, dashboard on {host}: {time.perf_counter() - start:.1f} s"
         return ("dask cluster", "OK" if ok else "problem", detail)
     except Exception as err:
         return ("dask cluster", "problem", f"{type(err).__name__}: {err}; see README › troubleshooting")
+    finally:
+        if client is not None:  # stop the workers and the scheduler, whatever happened
+            cluster = client.cluster
+            client.close()
+            if cluster is not None:
+                cluster.close()
 
 
 rows.append(dask_row())
+
+# %%
+#| label: idle-worker
+if idle_worker_mib:
+    low, high = f"{min(idle_worker_mib):.0f}", f"{max(idle_worker_mib):.0f}"
+    print(f"an idle Dask worker process holds {low if low == high else low + '–' + high} MiB "
+          f"of memory before it runs a task")
+    print(course.hardware())
+else:
+    print("no worker memory measured: the Dask check above failed")
 
 # %% [markdown]
 # ## 6. Maps without a network
@@ -255,17 +283,14 @@ map_figure
 # %%
 #| label: setup-table
 def setup_table(rows):
-    width = max(len(r[0]) for r in rows)
-    lines = [f"{'check':<{width}}  {'status':<8}  detail", "-" * (width + 60)]
-    lines += [f"{name:<{width}}  {status:<8}  {detail}" for name, status, detail in rows]
+    """Show the checks as a table, then the verdict."""
+    course.table([{"check": name, "status": status, "detail": detail} for name, status, detail in rows])
     problems = [r for r in rows if r[1] == "problem"]
-    lines.append("-" * (width + 60))
-    lines.append(f"{len(rows)} checks on {course.hardware()}")
-    lines.append("All set for the course." if not problems else f"{len(problems)} problem(s): fix them before the workshop.")
-    return "\n".join(lines)
+    print(f"{len(rows)} checks on {course.hardware()}")
+    print("All set for the course." if not problems else f"{len(problems)} problem(s): fix them before the workshop.")
 
 
-print(setup_table(rows))
+setup_table(rows)
 
 # %% [markdown]
 # The same verdict in brief, with the Python packages folded into one line unless one of them has a
@@ -277,12 +302,14 @@ def setup_summary(rows):
     packages = [r for r in rows if r[0] in {name for name, _ in requirements()}]
     others = [r for r in rows if r not in packages]
     bad = [r for r in packages if r[1] != "OK"]
-    folded = ("Python packages", "OK" if not bad else "problem",
-              f"{len(packages) - len(bad)} of {len(packages)} import at or above their minimum version")
-    return setup_table([folded, *bad, *others])
+    folded = ("Python packages", "OK" if not bad else "problem", f"{len(packages) - len(bad)} of {len(packages)} new enough")
+    programs = [r for r in others if r[0] in PROGRAMS]
+    if all(r[1] == "OK" for r in programs):  # fold the programs too, unless one is missing
+        others = [("programs", "OK", ", ".join(r[0] for r in programs))] + [r for r in others if r not in programs]
+    setup_table([folded, *bad, *others])
 
 
-print(setup_summary(rows))
+setup_summary(rows)
 
 # %% [markdown]
 # ### Exercise 1: how many workers?
@@ -291,10 +318,10 @@ print(setup_summary(rows))
 #
 # <details><summary>Solution</summary>
 #
-# `LocalCluster(n_workers=course.usable_cores(), threads_per_worker=1, ...)`. The Workers tab lists one
-# row per worker process with its memory limit. With twice as many workers as cores the cluster still
-# starts, but the workers share cores: nothing runs faster, and each worker costs memory (about
-# 100–200 MB when idle).
+# `clusters.client(n_workers=course.usable_cores(), threads_per_worker=1, local_only=True)`. The Workers
+# tab lists one row per worker process with its memory limit. With twice as many workers as cores the
+# cluster still starts, but the workers share cores: nothing runs faster, and each worker costs the
+# idle memory measured in section 5 before it does any work.
 # </details>
 #
 # ### Exercise 2: your batch allocation
@@ -313,6 +340,7 @@ print(setup_summary(rows))
 # - Always report timings with the hardware that produced them.
 # - The cores you may use are not always the cores the machine has.
 # - Bind dashboards to `127.0.0.1` and let the OS choose a free port.
+# - Every worker costs memory before it works; every cluster computation gets a deadline.
 # - The course draws maps offline from shipped Natural Earth layers.
 
 # %% [markdown]
@@ -321,10 +349,17 @@ print(setup_summary(rows))
 
 # %% tags=["checks"]
 def test_setup_table():
-    print(setup_table(rows))
+    setup_table(rows)
     required = {"numpy", "xarray", "dask", "distributed", "zarr", "numba", "cartopy", "dask cluster", "maps offline"}
     bad = [r for r in rows if r[0] in required and r[1] != "OK"]
     assert not bad, f"essential checks failed: {bad}"
+
+
+def test_idle_worker_measured_and_no_paths_shown():
+    assert idle_worker_mib and all(m > 0 for m in idle_worker_mib)
+    shown = " ".join(detail for _, _, detail in rows)
+    for private in {str(course.ROOT), os.path.expanduser("~"), sys.prefix}:
+        assert private not in shown, f"the setup table shows a path of this machine: {private}"
 
 
 def test_every_requirement_checked():

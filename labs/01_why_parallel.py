@@ -73,9 +73,10 @@ total_numpy, total_dask = sum_numpy(), sum_dask()
 #| label: success-story
 t_numpy = bench.best(sum_numpy, repeat=3)
 t_dask = bench.best(sum_dask, repeat=3)
-print(f"sum of the first {N_SUM:,} integers (both give {total_dask:,})")
-print(f"  NumPy, one core        {t_numpy:7.3f} s")
-print(f"  dask.array, {CORES} cores   {t_dask:7.3f} s   → {t_numpy / t_dask:.1f}× faster")
+course.table([{f"sum of {N_SUM:,} integers": "NumPy", "cores": 1, "best of 3": f"{t_numpy:.3f} s", "speed-up": "1.0×"},
+              {f"sum of {N_SUM:,} integers": "dask.array", "cores": CORES, "best of 3": f"{t_dask:.3f} s",
+               "speed-up": f"{t_numpy / t_dask:.1f}×"}])
+print(f"both give {total_dask:,}")
 print(course.hardware())
 print(bench.load())
 
@@ -140,8 +141,11 @@ from IPython.display import Image
 
 
 def recipe_graph(recipe, chain):
-    g = graphviz.Digraph(graph_attr={"rankdir": "LR", "dpi": "110"},
-                         node_attr={"shape": "box", "style": "rounded,filled", "fontname": "Helvetica"})
+    # size (inches, at 110 dpi) keeps the drawing inside a 1280×800 slide; the spacing keeps it legible
+    g = graphviz.Digraph(graph_attr={"rankdir": "LR", "dpi": "110", "size": "11.5,5.3", "nodesep": "0.12",
+                                     "ranksep": "0.4"},
+                         node_attr={"shape": "box", "style": "rounded,filled", "fontname": "Helvetica",
+                                    "fontsize": "16", "margin": "0.08,0.02"})
     for step, (minutes, needs) in recipe.items():
         g.node(step, f"{step}\n{minutes} min", fillcolor="#E69F00" if step in chain else "#D4E6F1")
         for need in needs:
@@ -168,9 +172,8 @@ COOKS = [1, 2, 3, 4, 6]
 kitchens = {k: soup.cook(k) for k in COOKS}
 makespan = {k: max(r["end"] for r in log) for k, log in kitchens.items()}
 soup_speedup = {k: makespan[1] / makespan[k] for k in COOKS}
-print(f"{'cooks':>5}  {'dinner after':>12}  {'speed-up':>8}")
-for k in COOKS:
-    print(f"{k:>5}  {makespan[k] / soup.MINUTE:>8.0f} min  {soup_speedup[k]:>7.2f}×")
+course.table([{"cooks": k, "dinner after": f"{makespan[k] / soup.MINUTE:.0f} min", "speed-up": f"{soup_speedup[k]:.2f}×"}
+              for k in COOKS], align="rrr")
 print(f"limit set by the critical path: {work / span:.2f}×")
 print(course.hardware())
 
@@ -211,7 +214,7 @@ bench.stamp(fig)
 N = np.arange(1, 17)
 amdahl = lambda p, n: 1 / ((1 - p) + p / n)
 p_recipe = 1 - span / work
-fig, ax = plt.subplots(figsize=(9, 5.5))
+fig, ax = plt.subplots(figsize=(11, 4.4))  # wide and low: the slide also shows the formula
 ax.plot(N, N, ":", color="#000000", label="perfect: N×")
 for p, style in [(0.99, "--"), (0.9, "-.")]:
     ax.plot(N, amdahl(p, N), style, color="#777777", label=f"Amdahl, p = {p}")
@@ -222,7 +225,7 @@ ax.plot(COOKS, [soup_speedup[k] for k in COOKS], "o", ms=10, color="#0072B2", la
 ax.set(xscale="log", yscale="log", xlabel="cooks (workers)", ylabel="speed-up", ylim=(0.9, 20))
 ax.set_xticks([1, 2, 4, 8, 16], ["1", "2", "4", "8", "16"])
 ax.set_yticks([1, 2, 4, 8, 16], ["1", "2", "4", "8", "16"])
-ax.legend(loc="upper left", fontsize=11)
+ax.legend(loc="upper left", fontsize=11, ncols=2)
 bench.stamp(fig)
 
 # %% [markdown]
@@ -308,13 +311,14 @@ print(f"NumPy: π ≈ {pi_from_numpy:.5f} from {N_NUMPY:,} darts in {first_numpy
 # %% [markdown]
 # **Why is NumPy faster?** *(discuss before reading on)*
 #
-# Python is *interpreted*: for each dart the interpreter fetches and decodes about twenty bytecode
-# instructions, looks up `rng.random`, creates float objects, checks their types before each `*`
-# and `+`, and counts references. The arithmetic itself is a tiny fraction of that.
-# NumPy's `x * x` is one call into a loop written in C and *compiled* to machine code ahead of time:
-# the types are checked once per array, not once per element, and the compiler uses *SIMD*
-# instructions that multiply 4 or 8 numbers at once. It is still one core: NumPy is fast, not
-# (by itself) parallel.
+# Python is *interpreted*: for each dart the interpreter fetches and decodes a couple of dozen bytecode
+# instructions (`dis.dis(pi_loop)` lists them), looks up `rng.random`, creates float objects, checks
+# their types before each `*` and `+`, and counts references. The arithmetic itself is a tiny fraction
+# of that. NumPy's `x * x` is one call into a loop written in C and *compiled* to machine code ahead of
+# time: the types are checked once per array, not once per element, and NumPy's loops use *SIMD*
+# instructions (several numbers per instruction) where the processor has them. It is still one core:
+# NumPy is fast, not (by itself) parallel. (The two functions also draw from different random
+# generators, which cost different amounts; lab 03 holds the generator fixed to compare like with like.)
 
 # %% [markdown]
 # ### 3.3 Benchmarking done right
@@ -340,11 +344,10 @@ REPEAT = 10
 loop_times = np.array(timeit.repeat(lambda: pi_loop(N_LOOP), number=1, repeat=REPEAT))
 numpy_times = np.array(timeit.repeat(lambda: pi_numpy(N_NUMPY), number=1, repeat=REPEAT))
 rate = {"Python loop": N_LOOP / loop_times.min(), "NumPy": N_NUMPY / numpy_times.min()}
-print(f"{'':12} {'first call':>10} {'best':>8} {'median':>8} {'worst':>8}   darts/s (best)")
-print(f"{'Python loop':12} {'—':>10} {loop_times.min():8.3f} {np.median(loop_times):8.3f} "
-      f"{loop_times.max():8.3f}   {rate['Python loop']:.3g}")
-print(f"{'NumPy':12} {first_numpy:10.3f} {numpy_times.min():8.3f} {np.median(numpy_times):8.3f} "
-      f"{numpy_times.max():8.3f}   {rate['NumPy']:.3g}")
+course.table([{"": name, "first call": first, "best": f"{times.min():.3f}", "median": f"{np.median(times):.3f}",
+               "worst": f"{times.max():.3f}", "darts/s (best)": f"{rate[name]:.3g}"}
+              for name, first, times in [("Python loop", "–", loop_times), ("NumPy", f"{first_numpy:.3f}", numpy_times)]],
+             align="lrrrrr")
 print(f"seconds; NumPy throws darts {rate['NumPy'] / rate['Python loop']:.0f}× faster than the loop")
 print(course.hardware())
 print(bench.load())
@@ -371,9 +374,9 @@ t_draw = bench.best(lambda: (rng.random(N_NUMPY), rng.random(N_NUMPY)))
 x, y = rng.random(N_NUMPY), rng.random(N_NUMPY)
 t_count = bench.best(lambda: np.count_nonzero(x * x + y * y <= 1.0))
 del x, y
-print(f"draw {2 * N_NUMPY:,} random numbers  {t_draw:.3f} s")
-print(f"count the hits                 {t_count:.3f} s")
-print(f"whole pi_numpy (best)          {numpy_times.min():.3f} s")
+course.table([{"part of pi_numpy": f"draw {2 * N_NUMPY:,} random numbers", "best": f"{t_draw:.3f} s"},
+              {"part of pi_numpy": "count the hits", "best": f"{t_count:.3f} s"},
+              {"part of pi_numpy": "the whole of pi_numpy", "best": f"{numpy_times.min():.3f} s"}], align="lr")
 print(course.hardware())
 
 # %% [markdown]
@@ -518,9 +521,10 @@ t_numpy_pi = bench.best(pi_numpy, N_MEM, repeat=3)
 mem_numpy, _ = peak_memory(pi_numpy, N_MEM)
 mem_dask, _ = peak_memory(pi_dask, N_MEM)
 rate["dask.array"] = N_MEM / t_dask_pi
-print(f"{N_MEM:,} darts     {'time':>8} {'peak memory':>12}")
-print(f"NumPy            {t_numpy_pi:7.3f}s {mem_numpy / 2**20:9.0f} MiB")
-print(f"dask.array       {t_dask_pi:7.3f}s {mem_dask / 2**20:9.0f} MiB   ({N_MEM // CHUNK} chunks of {CHUNK:,}, {CORES} threads)")
+course.table([{f"{N_MEM:,} darts": "NumPy", "time": f"{t_numpy_pi:.3f} s", "peak memory": f"{mem_numpy / 2**20:.0f} MiB"},
+              {f"{N_MEM:,} darts": f"dask.array, {CORES} threads", "time": f"{t_dask_pi:.3f} s",
+               "peak memory": f"{mem_dask / 2**20:.0f} MiB"}], align="lrr")
+print(f"dask.array: {N_MEM // CHUNK} chunks of {CHUNK:,} darts")
 print(f"dask.array: π ≈ {pi_from_dask:.5f}")
 print(course.hardware())
 print(bench.load())
@@ -534,13 +538,15 @@ print(bench.load())
 for chunk in [10_000, 1_000_000, N_MEM]:
     t = bench.best(pi_dask, N_MEM, chunk, repeat=1, warmup=0)
     mem, _ = peak_memory(pi_dask, N_MEM, chunk)
-    print(f"chunk {chunk:>11,}: {t:6.2f} s, peak {mem / 2**20:6.0f} MiB")
+    chunks = -(-N_MEM // chunk)  # each chunk is a handful of tasks: draw x and y, compare, count
+    print(f"chunk {chunk:>11,}: {t:6.2f} s, peak {mem / 2**20:6.0f} MiB, {1e3 * t / chunks:7.3f} ms per chunk")
 
 # %% [markdown] tags=["solution"]
 # <details><summary>Solution</summary>
 #
-# Tiny chunks make thousands of tasks, and each task costs the scheduler some overhead (roughly a
-# millisecond or less): the run gets *slower*. One chunk of all `N_MEM` darts is just NumPy on one
+# Tiny chunks make thousands of tasks, and each task costs the scheduler some overhead (the last
+# column divides the run's time by its chunks: for tiny chunks that is mostly scheduling): the run
+# gets *slower*. One chunk of all `N_MEM` darts is just NumPy on one
 # core with NumPy's memory. In between, chunks of around a million elements keep every core busy
 # with little overhead and little memory. Rule of thumb for Dask: chunks of tens to hundreds of MB,
 # at least a few per core.
@@ -551,9 +557,9 @@ for chunk in [10_000, 1_000_000, N_MEM]:
 
 # %%
 #| label: pi-rates
-print(f"{'implementation':<16}{'darts/s':>10}{'× loop':>9}")
-for name, r in rate.items():
-    print(f"{name:<16}{r:>10.3g}{r / rate['Python loop']:>8.0f}×")
+course.table([{"implementation": name, "darts/s": f"{r:.3g}", "× loop": f"{r / rate['Python loop']:.0f}×"}
+              for name, r in rate.items()], align="lrr")
+print("(the loop draws from Python's random, NumPy and Dask from NumPy's generator: lab 03 compares like with like)")
 print(course.hardware())
 print(bench.load())
 

@@ -49,7 +49,7 @@ from course import bench, pi
 
 # One switch for the start method of every process pool in this lab: the platform's default, or the
 # one named in $COURSE_START_METHOD (fork, spawn or forkserver). `COURSE_START_METHOD=spawn pytest ...`
-# tests the lab the way macOS and Windows run it.
+# tests the lab the way macOS and Windows run it (the course's CI script, `.ci/run`, does so for this lab).
 CTX = multiprocessing.get_context(os.environ.get("COURSE_START_METHOD") or None)
 
 SCALE = {"small": 1, "workshop": 10}.get(course.size(), 100)
@@ -61,9 +61,10 @@ print(f"process start method: {CTX.get_start_method()}; worker counts tried: {WO
 
 # %% [markdown]
 # ## 1. Shock and horror
-# The π darts from lab 01, cut into chunks. Chunk *i* always uses the seed `(base, i)`, so every run
-# below counts the same hits whichever worker does which chunk. `pi.hits_of_chunk` takes one
-# task `(kind, n, base, i)` and returns its hits; `kind` is `"python"` (a plain loop) or `"numpy"`.
+# The π darts from lab 01, cut into chunks. Chunk *i* always starts its random numbers from
+# `pi.chunk_seed(base, i)`, so every run below counts the same hits whichever worker does which chunk.
+# `pi.hits_of_chunk` takes one task `(kind, n, base, i)` and returns its hits; `kind` is `"python"`
+# (a plain loop) or `"numpy"`.
 # We run the chunks one after another, in a pool of threads, and in a pool of processes:
 
 # %%
@@ -94,11 +95,10 @@ speedup = {key: results[key[0], "serial", 1][0] / t for key, (t, _) in results.i
 
 # %%
 #| label: shock-table
-print(f"π darts, {CHUNKS} chunks, {CORES} workers      Python loop         NumPy")
-for executor in ["serial", "threads", "processes"]:
-    w = 1 if executor == "serial" else CORES
-    cells = [f"{results[k, executor, w][0]:6.3f} s {speedup[k, executor, w]:5.2f}×" for k in N]
-    print(f"  {executor + ('' if w == 1 else f' ({w})'):<30}{cells[0]:>16}{cells[1]:>16}")
+course.table([{f"π darts, {CHUNKS} chunks": executor + ("" if w == 1 else f" ({w})"),
+               **{f"{label}": f"{results[k, executor, w][0]:.3f} s · {speedup[k, executor, w]:.2f}×"
+                  for k, label in [("python", "Python loop"), ("numpy", "NumPy")]}}
+              for executor, w in [("serial", 1), ("threads", CORES), ("processes", CORES)]], align="lrr")
 print(f"({N['python']:,} darts with the loop, {N['numpy']:,} with NumPy; best of 3)")
 print(course.hardware())
 print(bench.load())
@@ -265,10 +265,10 @@ for name, options in {"joblib, threads": {"prefer": "threads"}, "joblib, loky pr
     tool_times[name] = bench.best(run_joblib, repeat=3, warmup=0)
 get_reusable_executor().shutdown(wait=True)  # loky would keep its workers for later calls
 
-print(f"pure-Python π, {N['python']:,} darts in {CHUNKS} chunks, {CORES} workers")
 serial_python = results["python", "serial", 1][0]
-for name, t in tool_times.items():
-    print(f"  {name:<26} {t:6.3f} s  {serial_python / t:5.2f}× over serial")
+course.table([{f"pure-Python π, {CORES} workers": name, "best of 3": f"{t:.3f} s", "× serial": f"{serial_python / t:.2f}×"}
+              for name, t in tool_times.items()], align="lrr")
+print(f"{N['python']:,} darts in {CHUNKS} chunks")
 print(course.hardware())
 print(bench.load())
 
@@ -353,9 +353,8 @@ with ThreadPoolExecutor(CORES) as pool:
     start = time.perf_counter()
     list(pool.map(pi.nothing, range(CORES)))
     startup["threads"] = time.perf_counter() - start
-print(f"start {CORES} workers and run one empty task on each:")
-for method, t in startup.items():
-    print(f"  {method:<11} {t * 1e3:8.1f} ms")
+course.table([{f"start {CORES} workers, one empty task each": method, "time": f"{t * 1e3:.1f} ms"}
+              for method, t in startup.items()], align="lr")
 print(course.hardware())
 
 # %% [markdown]
@@ -393,10 +392,9 @@ def crossover(serial, pool):
 
 # %%
 #| label: overhead-crossover
+course.table([{"darts/task": f"{size:,}", **{name: f"{overhead[name][j] * 1e3:.3f} ms" for name in overhead}}
+              for j, size in enumerate(SIZES)], align="r" * (len(overhead) + 1))
 print(f"time per task ({TASKS} tasks), best of 3")
-print(f"{'darts/task':>12}" + "".join(f"{name:>14}" for name in overhead))
-for j, s in enumerate(SIZES):
-    print(f"{s:>12,}" + "".join(f"{overhead[name][j] * 1e3:11.3f} ms" for name in overhead))
 for name in list(overhead)[1:]:
     x = crossover(overhead["serial"], overhead[name])
     if x is None:
@@ -424,7 +422,8 @@ bench.stamp(fig, bench.load())
 
 # %% [markdown]
 # Each task sent to a process is pickled, written to a pipe, read and unpickled by the worker, and
-# its result travels back the same way: tens of microseconds at least, whatever the task does.
+# its result travels back the same way: a fixed cost per task, whatever the task does (the floor of
+# the process pool's line above).
 # Threads skip the copying but not the hand-over. The cure for tiny tasks is **bigger tasks**: group
 # items into chunks (`pool.map(f, items, chunksize=100)`, Dask chunks, one file per task).
 #
@@ -435,7 +434,6 @@ bench.stamp(fig, bench.load())
 # %%
 #| label: pickling-table
 MB_SIZES = [1, 10, 100] + ([1000] if SCALE > 1 else [])
-print(f"{'array':>8} {'sum here':>10} {'pickle.dumps':>13} {'to a thread':>12} {'to a process':>13}")
 with ProcessPoolExecutor(1, mp_context=CTX) as proc, ThreadPoolExecutor(1) as thread:
     proc.submit(pi.nothing, 0).result()
     transfer = {}
@@ -446,9 +444,10 @@ with ProcessPoolExecutor(1, mp_context=CTX) as proc, ThreadPoolExecutor(1) as th
         t_thread = bench.best(lambda: thread.submit(pi.array_sum, a).result(), repeat=3)
         t_proc = bench.best(lambda: proc.submit(pi.array_sum, a).result(), repeat=3)
         transfer[mb] = (t_here, t_pickle, t_thread, t_proc, proc.submit(pi.array_sum, a).result())
-        print(f"{mb:>5} MB {t_here * 1e3:8.2f} ms {t_pickle * 1e3:10.2f} ms {t_thread * 1e3:9.2f} ms "
-              f"{t_proc * 1e3:10.2f} ms")
         del a
+course.table([{"array": f"{mb} MB", "sum here": f"{t[0] * 1e3:.2f} ms", "pickle.dumps": f"{t[1] * 1e3:.2f} ms",
+               "to a thread": f"{t[2] * 1e3:.2f} ms", "to a process": f"{t[3] * 1e3:.2f} ms"}
+              for mb, t in transfer.items()], align="rrrrr")
 print(f"a process receives about {MB_SIZES[-1] / transfer[MB_SIZES[-1]][3]:.0f} MB/s here")
 print(course.hardware())
 print(bench.load())

@@ -1,5 +1,5 @@
 # %% [markdown]
-# # 03 · Compiled speed: profiling, NumPy, Numba, Cython
+# # 03 · Compiled speed: profiling, NumPy, Numba, Cython, C++
 #
 # **Teaching:** 40 min · **Exercises:** 25 min
 #
@@ -7,9 +7,11 @@
 # - Find the hot spot of a program with `timeit`, `cProfile` and `line_profiler`, before optimising.
 # - Compile Python with Numba: `@njit`, `prange`, parallel ufuncs, and `nogil` functions in threads;
 #   avoid the threading-layer pitfall.
-# - Release the GIL from a Cython extension (`nogil`, `prange`), compiled on this machine.
+# - Release the GIL from a Cython extension (`nogil`, `prange`) and from C++ with pybind11
+#   (`py::gil_scoped_release`), both compiled on this machine.
 # - Make a long computation survive being killed: checkpoint finished work and resume.
-# - Read the whole π ladder, from the Python loop to compiled code on every core, measured here.
+# - Read the whole π ladder, from the Python loop to compiled code on every core, measured here with
+#   the same random numbers on every rung, and see separately what the choice of generator costs.
 #
 # ## Why compile?
 # Lab 01 showed that the interpreter spends most of its time *deciding what to do* (looking up
@@ -22,6 +24,7 @@
 import cProfile
 import functools
 import hashlib
+import importlib
 import inspect
 import io
 import json
@@ -29,6 +32,7 @@ import math
 import multiprocessing
 import os
 import pstats
+import re
 import shutil
 import statistics
 import subprocess
@@ -51,15 +55,25 @@ os.environ.setdefault("NUMBA_CACHE_DIR", str(course.BUILD / "numba_cache"))
 CTX = multiprocessing.get_context(os.environ.get("COURSE_START_METHOD") or None)
 SCALE = {"small": 1, "workshop": 10}.get(course.size(), 100)
 CORES = course.usable_cores()
-CHUNKS = 48  # π is cut into this many chunks; chunk i always uses seed (BASE, i)
+CHUNKS = 48  # π is cut into this many chunks; chunk i always starts from pi.chunk_seed(BASE, i)
 BASE = 2024
-HELPERS = Path(pi.__file__).parent  # labs/course/: the π modules and the Cython source
+HELPERS = Path(pi.__file__).parent  # labs/course/: the π modules, the Cython and the C++ source
 course.BUILD.mkdir(exist_ok=True)
-ladder = []  # (implementation, cores, darts per second): filled as we go, plotted at the end
+ladder = []  # (implementation, cores, darts per second), all with SplitMix64 darts: plotted at the end
+generators = {}  # (implementation, generator) -> darts per second: what the generator costs
 
 
 def rung(name, cores, n, seconds):
     ladder.append((name, cores, n / seconds))
+
+
+def rate_of(name, cores=None):
+    """Darts per second of a rung measured earlier (the best one, if several core counts)."""
+    return max(r for n, c, r in ladder if n == name and (cores is None or c == cores))
+
+
+def darts(rate):
+    return f"{rate:.3g}"
 
 
 print(course.hardware())
@@ -69,35 +83,41 @@ print(bench.load())
 # ## 1. Where we start
 # The rungs from labs 01 and 02, measured again here so that the whole ladder comes from one run on
 # one machine: the Python loop and NumPy, alone and on every core.
+#
+# **Like with like.** A fair ladder changes one thing per rung. Labs 01 and 02 drew their darts from
+# Python's `random` (the Mersenne Twister) in the loop and from NumPy's PCG64 in NumPy: two different
+# generators, which cost different amounts per number. Here every rung of the ladder draws *the same*
+# darts, from one tiny generator, *SplitMix64*, a handful of integer operations that every language
+# below can spell. Chunk *i* starts from `pi.chunk_seed(BASE, i)`, the one place the course seeds its
+# darts, so every rung counts exactly the same hits for the same chunks. What the generator itself costs
+# is measured on its own, beside the ladder (section 8).
+
+# %%
+print(inspect.getsource(pi.chunk_seed))
+print(inspect.getsource(pi.splitmix_hits))
+
+# %% [markdown]
+# NumPy cannot run that loop one dart at a time at any speed; `pi.count_hits_splitmix_numpy` draws the
+# same darts with whole-array operations on blocks of states (`mix64` works on arrays as it is).
 
 # %%
 #| label: baseline
-N_LOOP = 1_000_000 * SCALE
-N_NUMPY = 20_000_000 * SCALE
+N_LOOP = 300_000 * SCALE
+N_NUMPY = 10_000_000 * SCALE
 
-loop_hits = pi.count_hits_python(N_LOOP, BASE)
-rung("Python loop", 1, N_LOOP, bench.best(pi.count_hits_python, N_LOOP, BASE, repeat=3))
-numpy_hits = pi.count_hits_numpy(N_NUMPY, BASE)
-rung("NumPy", 1, N_NUMPY, bench.best(pi.count_hits_numpy, N_NUMPY, BASE, repeat=3))
+loop_hits = pi.count_hits_splitmix(N_LOOP, BASE)
+assert loop_hits == pi.count_hits_splitmix_numpy(N_LOOP, BASE)  # the same darts, the same hits
+rung("Python loop", 1, N_LOOP, bench.best(pi.count_hits_splitmix, N_LOOP, BASE, repeat=3, warmup=0))
+numpy_hits = pi.count_hits_splitmix_numpy(N_NUMPY, BASE)
+rung("NumPy", 1, N_NUMPY, bench.best(pi.count_hits_splitmix_numpy, N_NUMPY, BASE, repeat=3, warmup=0))
 with ThreadPoolExecutor(CORES) as threads, ProcessPoolExecutor(CORES, mp_context=CTX) as procs:
-    for name, pool, kind, n in [("Python loop, processes", procs, "python", N_LOOP),
-                                ("NumPy, threads", threads, "numpy", N_NUMPY),
-                                ("NumPy, processes", procs, "numpy", N_NUMPY)]:
+    for name, pool, kind, n in [("Python loop, processes", procs, "splitmix", N_LOOP),
+                                ("NumPy, threads", threads, "splitmix-numpy", N_NUMPY),
+                                ("NumPy, processes", procs, "splitmix-numpy", N_NUMPY)]:
         work = pi.tasks(kind, n, CHUNKS, BASE)
         rung(name, CORES, n, bench.best(lambda: sum(pool.map(pi.hits_of_chunk, work)), repeat=3))
-
-import dask.array as da
-
-
-def pi_dask_hits(n, chunk=1_000_000):
-    rng = da.random.default_rng(BASE)
-    x, y = rng.random(n, chunks=chunk), rng.random(n, chunks=chunk)
-    return int(da.count_nonzero(x * x + y * y <= 1.0).compute())
-
-
-rung("dask.array", CORES, N_NUMPY, bench.best(pi_dask_hits, N_NUMPY, repeat=3))
-for name, cores, rate in ladder:
-    print(f"{name:<24}{cores:>3} core{'s' if cores > 1 else ' '} {rate:10.3g} darts/s")
+course.table([{"implementation (SplitMix64 darts)": name, "cores": cores, "darts/s": darts(r)}
+              for name, cores, r in ladder])
 print(course.hardware())
 print(bench.load())
 
@@ -142,9 +162,11 @@ command = ["kernprof", "-l", "-v", "--skip-zero", "-o", str(course.BUILD / "pi.p
            "-p", "pi.py", "pi.py", "loop", str(N_PROFILE)]
 print("$ " + " ".join(command[:4] + ["-o", "_build/pi.py.lprof"] + command[6:]))
 out = subprocess.run([sys.executable, "-m", *command], cwd=HELPERS, capture_output=True, text=True, timeout=300)
-if out.returncode == 0:  # print the report on the hot function, from its total time on
+if out.returncode == 0:  # the report on the hot function: its total time, then the lines that ran
     report = next(block for block in out.stdout.split("Total time:") if "count_hits_python" in block)
-    print("Total time:" + report.rstrip())
+    lines = report.splitlines()
+    print("Total time:" + lines[0])
+    print("\n".join(line for line in lines if line.startswith(("Line #", "===")) or re.match(r"\s*\d+\s+\d+", line)))
 else:
     print(f"kernprof failed ({out.stderr.strip().splitlines()[-1]}): is line_profiler installed?")
 
@@ -172,7 +194,7 @@ stats = line_profiler.get_stats()
 (filename, _, _), line_times = next((key, t) for key, t in stats.timings.items() if key[2] == "count_hits_python")
 total = sum(t for _, _, t in line_times)
 shown = [(linecache.getline(filename, line).split("  #")[0].strip(), 100 * t / total) for line, _, t in line_times]
-fig, ax = plt.subplots(figsize=(11, 0.5 * len(shown) + 1.5))
+fig, ax = plt.subplots(figsize=(11, 0.4 * len(shown) + 1.2))
 bars = ax.barh([code for code, _ in shown], [pct for _, pct in shown], color="#0072B2")
 ax.bar_label(bars, [f"{pct:.0f} %" for _, pct in shown], padding=3, fontsize=12)
 ax.invert_yaxis()
@@ -242,10 +264,9 @@ for name, fn in counters.items():
     counts[name] = int(fn(x, y))  # the first call compiles: keep it out of the timing
     first_call[name] = time.perf_counter() - start
     count_time[name] = bench.best(fn, x, y, repeat=5, warmup=0)
-print(f"count the hits among {N_COUNT:,} darts   first call     best   × NumPy")
-for name in counters:
-    print(f"  {name:<30}{first_call[name]:9.3f} s {count_time[name] * 1e3:7.1f} ms "
-          f"{count_time['NumPy'] / count_time[name]:6.1f}×")
+course.table([{f"count {N_COUNT:,} hits": name, "first call": f"{first_call[name]:.3f} s",
+               "best": f"{count_time[name] * 1e3:.1f} ms", "× NumPy": f"{count_time['NumPy'] / count_time[name]:.1f}×"}
+              for name in counters])
 print(f"every version counts {counts['NumPy']:,} hits" if len(set(counts.values())) == 1 else counts)
 print(course.hardware())
 print(bench.load())
@@ -259,69 +280,61 @@ print(bench.load())
 # (`cache=True` keeps the machine code on disk between runs).
 #
 # ### 3.2 `@njit` on the loop itself
-# The naive loop of lab 01, with one decorator. Numba supports `np.random` inside compiled code.
+# The Python loop of section 1, `pi.splitmix_hits`, compiled as it is: `course/pi_numba.py` does not
+# rewrite it, it hands the very same function to Numba. The only extra line tells Numba the argument
+# types, so that the seed is an unsigned 64-bit integer and all the arithmetic wraps around as
+# SplitMix64 expects (`register_jitable` lets compiled code call `pi.mix64`, too):
 
 # %%
-@njit
-def pi_loop_numba(n, seed):
-    np.random.seed(seed)
-    hits = 0
-    for _ in range(n):
-        x = np.random.random()
-        y = np.random.random()
-        if x * x + y * y <= 1.0:
-            hits += 1
-    return hits
+print(next(line for line in inspect.getsource(pi_numba).splitlines() if line.startswith("chunk_hits =")))
 
-
+# %%
+#| label: njit-loop
 N_NUMBA = 200_000_000 * SCALE
-start = time.perf_counter()
-pi_loop_numba(1000, BASE)
-compile_loop = time.perf_counter() - start
-loop_numba_hits = pi_loop_numba(N_NUMBA // 4, BASE)
-t = bench.best(pi_loop_numba, N_NUMBA // 4, BASE, repeat=3)
-rung("Numba @njit loop", 1, N_NUMBA // 4, t)
-print(f"compiling took {compile_loop:.2f} s; then {N_NUMBA // 4 / t:.3g} darts/s, "
-      f"{N_NUMBA // 4 / t / ladder[0][2]:.0f}× the Python loop")
-
-# %% [markdown]
-# Compiled, the loop leaves the Python loop far behind, yet it may not beat NumPy: `np.random.random()`
-# inside Numba is a Mersenne Twister that makes one number per call, while NumPy fills whole arrays
-# with a faster generator. Once the loop is compiled, the random numbers are the hot spot: profile again.
-#
-# ### 3.3 One random generator for every compiled version
-# To spread darts over threads *and* get the same answer as a serial run, each chunk needs its own
-# random stream that does not depend on which thread runs it. `course/pi_numba.py` uses *SplitMix64*, a
-# generator of a few integer operations: chunk *i* of seed `base` starts from `mix64(base·γ + i)`.
-# The function that counts one chunk is marked `nogil=True`: it touches no Python objects, so it can
-# run without the GIL.
-
-# %%
-print(inspect.getsource(pi_numba.chunk_hits.py_func))
-print(inspect.getsource(pi_numba.hits_prange.py_func))
-
-# %%
 N_PER_CHUNK = N_NUMBA // CHUNKS
 N_SPLIT = N_PER_CHUNK * CHUNKS
-pi_numba.hits_serial(10, 2, 0), pi_numba.hits_prange(10, 2, 0)  # compile (or load from the cache) first
-serial_hits = pi_numba.hits_serial(N_PER_CHUNK, CHUNKS, BASE)
-rung("Numba @njit SplitMix", 1, N_SPLIT, bench.best(pi_numba.hits_serial, N_PER_CHUNK, CHUNKS, BASE))
+SEEDS = pi.chunk_seeds(BASE, CHUNKS)  # chunk i's seed, pi.chunk_seed(BASE, i), for compiled code
+start = time.perf_counter()
+pi_numba.chunk_hits(1000, SEEDS[0])  # compile (or load from the cache) first
+compile_loop = time.perf_counter() - start
+serial_hits = pi_numba.hits_of_seeds(N_PER_CHUNK, SEEDS)
+rung("Numba @njit", 1, N_SPLIT, bench.best(pi_numba.hits_of_seeds, N_PER_CHUNK, SEEDS, repeat=3))
+assert pi_numba.chunk_hits(N_LOOP, pi.chunk_seed(BASE, 0)) == loop_hits  # the Python loop's count
+print(f"compiling (or loading from the cache) took {compile_loop:.2f} s")
+print(f"then {darts(rate_of('Numba @njit'))} darts/s on one core: {rate_of('Numba @njit') / rate_of('Python loop', 1):.0f}× "
+      f"the same loop in Python, {rate_of('Numba @njit') / rate_of('NumPy', 1):.0f}× the same darts in NumPy")
+
+# %% [markdown]
+# Same darts, same arithmetic, same core: the compiled loop leaves the interpreter far behind, and
+# NumPy too. NumPy runs SplitMix64 as a dozen whole-array operations, each one a pass over a block of
+# memory that writes a temporary array; the compiled loop does the dozen operations on one dart while
+# it sits in the processor's registers, and never writes the numbers anywhere.
+#
+# ### 3.3 Every chunk from its own seed
+# To spread darts over threads *and* get the same answer as a serial run, each chunk needs its own
+# random stream that does not depend on which thread runs it: chunk *i* starts from
+# `pi.chunk_seed(BASE, i)`. The compiled functions take the seeds as an array, and
+# `chunk_hits` is marked `nogil=True`: it touches no Python objects, so it can run without the GIL.
+
+# %%
+print(inspect.getsource(pi_numba.hits_of_seeds.py_func))
+print(inspect.getsource(pi_numba.hits_prange.py_func))
 
 # %% [markdown]
 # ### 3.4 `nogil` functions in Python threads
-# Because `hits_range` releases the GIL, ordinary Python threads run it in parallel; each thread
+# Because `hits_of_seeds` releases the GIL, ordinary Python threads run it in parallel; each thread
 # takes a share of the chunks.
 
 # %%
-def nogil_threads(hits_range, n_per_chunk=N_PER_CHUNK, workers=CORES):
-    """All chunks, shared among `workers` Python threads, each calling hits_range on its share."""
-    bounds = [k * CHUNKS // workers for k in range(workers + 1)]
+def nogil_threads(hits_of_seeds, n_per_chunk=N_PER_CHUNK, workers=CORES):
+    """All chunks, shared among `workers` Python threads, each calling hits_of_seeds on its share."""
+    shares = np.array_split(SEEDS, workers)
     with ThreadPoolExecutor(workers) as pool:
-        return sum(pool.map(lambda k: hits_range(n_per_chunk, BASE, bounds[k], bounds[k + 1]), range(workers)))
+        return sum(pool.map(lambda share: hits_of_seeds(n_per_chunk, share), shares))
 
 
-nogil_hits = nogil_threads(pi_numba.hits_range)
-rung("Numba nogil, threads", CORES, N_SPLIT, bench.best(nogil_threads, pi_numba.hits_range))
+nogil_hits = nogil_threads(pi_numba.hits_of_seeds)
+rung("Numba nogil, threads", CORES, N_SPLIT, bench.best(nogil_threads, pi_numba.hits_of_seeds, repeat=3))
 
 # %% [markdown]
 # ### 3.5 `prange`: Numba's own threads
@@ -332,25 +345,22 @@ rung("Numba nogil, threads", CORES, N_SPLIT, bench.best(nogil_threads, pi_numba.
 # %%
 #| label: prange-scaling
 prange_hits, prange_rate = {}, {}
-for threads in range(1, CORES + 1):
+for threads in sorted({min(2**k, CORES) for k in range(CORES.bit_length() + 1)}):  # 1, 2, 4, ..., CORES
     numba.set_num_threads(threads)
-    prange_hits[threads] = pi_numba.hits_prange(N_PER_CHUNK, CHUNKS, BASE)
-    prange_rate[threads] = N_SPLIT / bench.best(pi_numba.hits_prange, N_PER_CHUNK, CHUNKS, BASE)
+    prange_hits[threads] = pi_numba.hits_prange(N_PER_CHUNK, SEEDS)
+    prange_rate[threads] = N_SPLIT / bench.best(pi_numba.hits_prange, N_PER_CHUNK, SEEDS, repeat=3)
 numba.set_num_threads(CORES)
-rung("Numba prange", 1, N_SPLIT, N_SPLIT / prange_rate[1])
-if CORES > 1:
-    rung("Numba prange", CORES, N_SPLIT, N_SPLIT / prange_rate[CORES])
+rung("Numba prange", CORES, N_SPLIT, N_SPLIT / prange_rate[CORES])
 print(f"Numba prange, {N_SPLIT:,} darts in {CHUNKS} chunks, threading layer: {numba.threading_layer()}")
-for threads, r in prange_rate.items():
-    print(f"  {threads} thread{'s' if threads > 1 else ' '}  {r:10.3g} darts/s  {r / prange_rate[1]:5.2f}× one thread")
+course.table([{"threads": threads, "darts/s": darts(r), "× one thread": f"{r / prange_rate[1]:.2f}×"}
+              for threads, r in prange_rate.items()])
 print(f"the same {serial_hits:,} hits with every thread count: {set(prange_hits.values()) == {serial_hits}}")
 print(course.hardware())
 print(bench.load())
 
 # %% [markdown]
-# Look at the single-thread rates: the compiled SplitMix loop runs far faster than NumPy on the same
-# core. The compiler sees the whole loop, keeps everything in registers, and uses SIMD instructions
-# for several darts at once (Numba compiles for *this* processor's instruction set).
+# With one thread, `prange` runs the same compiled loop as `@njit`; each added core should add about
+# one core's worth of darts, as long as the other programs on the machine (the load line) leave it free.
 #
 # ### 3.6 The threading-layer pitfall
 # Numba's parallel code runs on a *threading layer*: `tbb`, `omp` (OpenMP) or `workqueue` (Numba's
@@ -370,21 +380,21 @@ print(bench.load())
 LAYERS = {"workqueue": {"NUMBA_THREADING_LAYER": "workqueue"},
           "omp": {"NUMBA_THREADING_LAYER": "omp"},
           "omp, OMP_WAIT_POLICY=active": {"NUMBA_THREADING_LAYER": "omp", "OMP_WAIT_POLICY": "active"}}
-demo_code = f"import json, pi_numba; print(json.dumps(pi_numba.layer_demo(threads={CORES})))"
+demo_code = f"import json; from course import pi_numba; print(json.dumps(pi_numba.layer_demo(threads={CORES})))"
 layer_results = {}
 if CORES < 2:
     print("This machine gives us one core: the pitfall needs two or more. Read on, and try it on a bigger one.")
 else:
     for name, env in LAYERS.items():
-        run = subprocess.run([sys.executable, "-c", demo_code], cwd=HELPERS, capture_output=True, text=True,
+        run = subprocess.run([sys.executable, "-c", demo_code], cwd=HELPERS.parent, capture_output=True, text=True,
                              env={**os.environ, "NUMBA_NUM_THREADS": str(CORES), **env}, timeout=300)
         if run.returncode == 0:
             layer_results[name] = json.loads(run.stdout.strip().splitlines()[-1])
         else:
             print(f"{name}: not available here ({run.stderr.strip().splitlines()[-1][:100]})")
-    print(f"{'threading layer':<29}{'CPU burnt in 50 ms sleep':>25}{'nogil threads':>15}{'parallel ufunc':>16}")
-    for name, r in layer_results.items():
-        print(f"{name:<29}{r['idle_cpu_ms']:>22.1f} ms{r['nogil_median_ms']:>12.2f} ms{r['ufunc_ms']:>13.1f} ms")
+    course.table([{"threading layer": name, "CPU burnt in a 50 ms sleep": f"{r['idle_cpu_ms']:.1f} ms",
+                   "nogil threads": f"{r['nogil_median_ms']:.2f} ms", "parallel ufunc": f"{r['ufunc_ms']:.1f} ms"}
+                  for name, r in layer_results.items()])
 print(course.hardware())
 print(bench.load())
 
@@ -455,7 +465,7 @@ print(f"parallel ufunc {t_ufunc * 1e3:.1f} ms, np.hypot {t_hypot * 1e3:.1f} ms; 
 # %% [markdown]
 # ## 4. Cython: C extensions that release the GIL
 # Cython translates Python-like code with C types (`.pyx`) into C, which a C compiler turns into an
-# extension module. `course/pi_cython.pyx` holds the same SplitMix64 darts as `course/pi_numba.py`. Its work
+# extension module. `course/pi_cython.pyx` holds the same SplitMix64 darts as `course/pi.py`. Its work
 # happens in a `cdef ... nogil` function, which touches no Python objects; the functions Python calls
 # release the GIL around it (`with nogil:`), so Python threads run it in parallel, or use
 # `prange(..., nogil=True)`, which becomes an OpenMP loop:
@@ -465,66 +475,79 @@ print((HELPERS / "pi_cython.pyx").read_text().split("cdef inline", 1)[1].split("
 
 # %% [markdown]
 # Unlike Numba, Cython needs a C compiler on the machine (gcc or clang on Linux and macOS,
-# *Build Tools for Visual Studio* on Windows). We compile in a separate process with `cythonize`
-# and `setuptools`, into `_build/cython/`, first with OpenMP and, if the compiler lacks it (Apple's
-# clang), without (then `prange` runs on one thread). A rebuild happens only when the source changes.
+# *Build Tools for Visual Studio* on Windows). We compile in a separate process with `setuptools`
+# (and `cythonize`), into `_build/`: a compiler that crashes or hangs cannot take the notebook with
+# it. The same small function builds the C++ extension of section 5. It tries each set of compiler
+# flags in turn (first with OpenMP; without, if the compiler lacks it, as Apple's clang does: then
+# `prange` runs on one thread), and rebuilds only when the source or the flags change.
+
+# %%
+SETUP = """
+import sys
+from setuptools import Extension, setup
+
+name, source, out, temp, *flags = sys.argv[1:]
+link = [f for f in flags if "openmp" in f]
+if source.endswith(".pyx"):
+    from Cython.Build import cythonize
+    modules = cythonize([Extension(name, [source], extra_compile_args=flags, extra_link_args=link)],
+                        build_dir=temp, quiet=True)
+else:
+    import pybind11
+    modules = [Extension(name, [source], include_dirs=[pybind11.get_include()], language="c++",
+                         extra_compile_args=flags, extra_link_args=link)]
+setup(name=name, ext_modules=modules, script_args=["build_ext", "--build-lib", out, "--build-temp", temp])
+"""
+WINDOWS = sys.platform == "win32"
+
+
+def build_extension(name, source, attempts):
+    """Compile `source` into the module `name` under _build/`name`/, trying each (description, flags)
+    of `attempts` in turn. Returns (module or None, message); a rebuild happens only after a change."""
+    folder = course.BUILD / name
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / (name + sysconfig.get_config_var("EXT_SUFFIX"))
+    stamp = folder / "built.json"
+    digest = hashlib.sha256(source.read_bytes() + SETUP.encode() + repr(attempts).encode()).hexdigest()
+    start, message = time.perf_counter(), None
+    if not (target.exists() and stamp.exists() and json.loads(stamp.read_text())["sha256"] == digest):
+        errors = []
+        for description, flags in attempts:
+            temp = folder / "temp"
+            shutil.rmtree(temp, ignore_errors=True)
+            try:
+                build = subprocess.run([sys.executable, "-c", SETUP, name, str(source), str(folder), str(temp), *flags],
+                                       capture_output=True, text=True, timeout=600)
+            except subprocess.TimeoutExpired:
+                return None, "the compiler took more than 10 minutes"
+            if build.returncode == 0:
+                message = f"built {name} {description} in {time.perf_counter() - start:.1f} s"
+                stamp.write_text(json.dumps({"sha256": digest, "message": message}))
+                break
+            lines = [line for line in (build.stderr or build.stdout).splitlines() if "error" in line.lower()]
+            errors.append((lines or (build.stderr or build.stdout).splitlines() or ["unknown error"])[-1].strip())
+        else:
+            return None, errors[-1][:160]
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
+    module = importlib.import_module(name)
+    return module, message or "already " + json.loads(stamp.read_text())["message"]
+
+
+NO_COMPILER = ("Install a {lang} compiler (Linux: {gnu}; macOS: `xcode-select --install`; Windows: Build Tools "
+               "for Visual Studio) and rerun; the lab skips these rungs meanwhile.")
 
 # %%
 #| label: cython-build
-CYTHON_DIR = course.BUILD / "cython"
-BUILD_SCRIPT = """
-import sys
-from Cython.Build import cythonize
-from setuptools import Extension, setup
-
-source, out, temp, openmp = sys.argv[1:5]
-flags = (["/openmp"] if sys.platform == "win32" else ["-fopenmp"]) if openmp == "yes" else []
-optimise = [] if sys.platform == "win32" else ["-O3"]
-extension = Extension("pi_cython", [source], extra_compile_args=optimise + flags,
-                      extra_link_args=[] if sys.platform == "win32" else flags)
-setup(name="pi_cython", ext_modules=cythonize([extension], build_dir=temp, quiet=True),
-      script_args=["build_ext", "--build-lib", out, "--build-temp", temp])
-"""
-
-
-def build_cython():
-    """Compile pi_cython.pyx into _build/cython/; returns (ok, message)."""
-    source = HELPERS / "pi_cython.pyx"
-    target = CYTHON_DIR / ("pi_cython" + sysconfig.get_config_var("EXT_SUFFIX"))
-    stamp = CYTHON_DIR / "pi_cython.built.json"
-    digest = hashlib.sha256(source.read_bytes() + BUILD_SCRIPT.encode()).hexdigest()
-    if target.exists() and stamp.exists() and json.loads(stamp.read_text())["sha256"] == digest:
-        return True, "already " + json.loads(stamp.read_text())["message"]
-    errors = []
-    for openmp in ["yes", "no"]:
-        temp = CYTHON_DIR / "temp"
-        shutil.rmtree(temp, ignore_errors=True)
-        try:
-            build = subprocess.run([sys.executable, "-c", BUILD_SCRIPT, str(source), str(CYTHON_DIR), str(temp), openmp],
-                                   capture_output=True, text=True, timeout=600)
-        except subprocess.TimeoutExpired:
-            return False, "the compiler took more than 10 minutes; giving up"
-        if build.returncode == 0:
-            message = f"built {target.name} {'with' if openmp == 'yes' else 'without'} OpenMP"
-            stamp.write_text(json.dumps({"sha256": digest, "message": message}))
-            return True, message
-        errors.append((build.stderr or build.stdout).strip().splitlines()[-1:] or ["unknown error"])
-    return False, errors[-1][0]
-
-
-CYTHON_DIR.mkdir(parents=True, exist_ok=True)
-start = time.perf_counter()
-cython_ok, cython_message = build_cython()
-if cython_ok:
-    sys.path.insert(0, str(CYTHON_DIR))
-    import pi_cython
-
-    print(f"{cython_message}; took {time.perf_counter() - start:.1f} s")
+OPENMP = ["/openmp"] if WINDOWS else ["-fopenmp"]
+OPTIMISE = [] if WINDOWS else ["-O3"]
+pi_cython, cython_message = build_extension("pi_cython", HELPERS / "pi_cython.pyx",
+                                            [("with OpenMP", OPTIMISE + OPENMP), ("without OpenMP", OPTIMISE)])
+if pi_cython is not None:
+    print(cython_message)
 else:
-    pi_cython = None
-    print(f"Cannot compile the Cython extension ({cython_message[:120]}). Install a C compiler "
-          "(Linux: gcc; macOS: `xcode-select --install`; Windows: Build Tools for Visual Studio) "
-          "and rerun; the lab skips the Cython rungs meanwhile.")
+    print(f"Cannot compile the Cython extension: {cython_message}")
+    print(NO_COMPILER.format(lang="C", gnu="gcc"))
 
 # %%
 #| label: cython-rates
@@ -532,20 +555,22 @@ N_CYTHON = N_SPLIT // 4
 N_PER_CY = N_CYTHON // CHUNKS
 if pi_cython is not None:
     cython_hits = {
-        "serial": pi_cython.hits_range(N_PER_CY, BASE, 0, CHUNKS),
-        "nogil threads": nogil_threads(pi_cython.hits_range, N_PER_CY),
-        "prange": pi_cython.hits_prange(N_PER_CY, CHUNKS, BASE, CORES),
+        "serial": pi_cython.hits_of_seeds(N_PER_CY, SEEDS),
+        "nogil threads": nogil_threads(pi_cython.hits_of_seeds, N_PER_CY),
+        "prange": pi_cython.hits_prange(N_PER_CY, SEEDS, CORES),
     }
-    t_serial = bench.best(pi_cython.hits_range, N_PER_CY, BASE, 0, CHUNKS, repeat=3)
-    t_threads = bench.best(nogil_threads, pi_cython.hits_range, N_PER_CY, repeat=3)
-    t_prange = bench.best(pi_cython.hits_prange, N_PER_CY, CHUNKS, BASE, CORES, repeat=3)
+    t_serial = bench.best(pi_cython.hits_of_seeds, N_PER_CY, SEEDS, repeat=3)
+    t_threads = bench.best(nogil_threads, pi_cython.hits_of_seeds, N_PER_CY, repeat=3)
+    t_prange = bench.best(pi_cython.hits_prange, N_PER_CY, SEEDS, CORES, repeat=3)
     rung("Cython", 1, N_PER_CY * CHUNKS, t_serial)
     rung("Cython nogil, threads", CORES, N_PER_CY * CHUNKS, t_threads)
     rung("Cython prange", CORES, N_PER_CY * CHUNKS, t_prange)
-    print(f"Cython, {N_PER_CY * CHUNKS:,} darts: {cython_hits}")
-    print(f"  serial {N_PER_CY * CHUNKS / t_serial:.3g}/s, nogil threads {t_serial / t_threads:.2f}×, "
-          f"prange {t_serial / t_prange:.2f}× on {CORES} cores")
-    print(f"  identical to Numba's count: {pi_cython.hits_range(N_PER_CY, BASE, 0, CHUNKS) == pi_numba.hits_serial(N_PER_CY, CHUNKS, BASE)}")
+    course.table([{f"Cython, {N_PER_CY * CHUNKS:,} darts": how, "cores": cores, "darts/s": darts(N_PER_CY * CHUNKS / t),
+                   "hits": f"{cython_hits[key]:,}"}
+                  for how, key, cores, t in [("serial", "serial", 1, t_serial),
+                                             ("nogil, Python threads", "nogil threads", CORES, t_threads),
+                                             ("prange (OpenMP)", "prange", CORES, t_prange)]])
+    print(f"the same hits as Numba: {set(cython_hits.values()) == {pi_numba.hits_of_seeds(N_PER_CY, SEEDS)}}")
 else:
     cython_hits = {}
     print("Cython skipped: no compiled extension (see above).")
@@ -553,17 +578,97 @@ print(course.hardware())
 print(bench.load())
 
 # %% [markdown]
-# Cython's loop is the same algorithm, yet slower than Numba's on one core: we compiled it for any
-# processor of this family (`-O3`), while Numba compiles for exactly this one and uses its widest
-# SIMD instructions. Adding `-march=native` would close much of the gap, at the cost of a binary
-# that may not run on another machine (a cluster's login node and compute nodes can differ).
-#
-# **Numba or Cython?** Numba: no compiler to install, NumPy-style code, compiles on first call,
-# GPU support. Cython: ahead-of-time compiled packages to ship, calling C and C++ libraries, fine
-# control. Both release the GIL the same way: no Python objects inside the hot loop.
+# ## 5. C++ with pybind11: the third way to release the GIL
+# Much scientific code already exists in C++. **pybind11** (a header-only C++ library, installed from
+# PyPI) turns C++ functions into a Python module with a few lines of declarations, converting
+# arguments (here a NumPy array of seeds) and results. The GIL is yours to give back:
+# a `py::gil_scoped_release` object releases it for as long as it lives, and takes it back when it goes
+# out of scope. Inside that scope the code must not touch a Python object, so the seeds are copied out
+# of the NumPy array first. Here are the kernel and the function Python threads call, from
+# `course/pi_cpp.cpp`:
+
+# %%
+cpp_source = (HELPERS / "pi_cpp.cpp").read_text()
+print(cpp_source[cpp_source.index("static std::int64_t darts"):cpp_source.index("#ifndef MODULE_NAME")].strip())
 
 # %% [markdown]
-# ## 5. Checkpointing: survive being killed
+# We build it twice with the function of section 4. Once for *any* processor of this family (`-O3`,
+# what a package you install from PyPI is built for), and once for *this very* processor
+# (`-march=native`, which lets the compiler use every instruction this CPU has, wider SIMD among them).
+# The second binary may crash with "illegal instruction" on an older machine, for example a cluster's
+# compute node that differs from its login node. Numba always compiles for the processor it runs on.
+
+# %%
+#| label: cpp-build
+CPP17 = ["/std:c++17", "/O2"] if WINDOWS else ["-std=c++17", "-O3"]
+pi_cpp, cpp_message = build_extension("pi_cpp", HELPERS / "pi_cpp.cpp", [("for any x86-64/ARM64 CPU", CPP17)])
+pi_cpp_native, native_message = None, "not tried: no portable build"
+if pi_cpp is None:
+    print(f"Cannot compile the C++ extension: {cpp_message}")
+    print("Install pybind11 (`pip install pybind11`, or use the course's pixi environment) and rerun."
+          if "pybind11" in cpp_message else NO_COMPILER.format(lang="C++", gnu="g++"))
+elif WINDOWS:
+    print(cpp_message)
+    native_message = "skipped: MSVC has no -march=native"
+else:
+    print(cpp_message)
+    pi_cpp_native, native_message = build_extension(
+        "pi_cpp_native", HELPERS / "pi_cpp.cpp", [("for this CPU", CPP17 + ["-march=native", "-DMODULE_NAME=pi_cpp_native"])])
+    print(native_message if pi_cpp_native else f"No build for this CPU ({native_message}); the portable one still runs.")
+
+# %%
+#| label: cpp-rates
+cpp_hits = {}
+if pi_cpp is not None:
+    cpp_hits = {"serial": pi_cpp.hits_of_seeds(N_PER_CY, SEEDS), "threads": nogil_threads(pi_cpp.hits_of_seeds, N_PER_CY),
+                "one chunk": pi_cpp.chunk_hits(N_LOOP, pi.chunk_seed(BASE, 0))}
+    rung("C++ pybind11", 1, N_PER_CY * CHUNKS, bench.best(pi_cpp.hits_of_seeds, N_PER_CY, SEEDS, repeat=3))
+    rung("C++ pybind11, threads", CORES, N_PER_CY * CHUNKS,
+         bench.best(nogil_threads, pi_cpp.hits_of_seeds, N_PER_CY, repeat=3))
+    if pi_cpp_native is not None:
+        cpp_hits["native"] = pi_cpp_native.hits_of_seeds(N_PER_CY, SEEDS)
+        rung("C++ -march=native", 1, N_PER_CY * CHUNKS, bench.best(pi_cpp_native.hits_of_seeds, N_PER_CY, SEEDS, repeat=3))
+        rung("C++ -march=native, threads", CORES, N_PER_CY * CHUNKS,
+             bench.best(nogil_threads, pi_cpp_native.hits_of_seeds, N_PER_CY, repeat=3))
+    numba_reference = pi_numba.hits_of_seeds(N_PER_CY, SEEDS)
+    print(f"C++, {N_PER_CY * CHUNKS:,} darts: {cpp_hits['serial']:,} hits, in threads {cpp_hits['threads']:,}; "
+          f"the same as Numba: {cpp_hits['serial'] == cpp_hits['threads'] == numba_reference}")
+    print(f"one chunk of {N_LOOP:,} darts: the Python loop's count too: {cpp_hits['one chunk'] == loop_hits}")
+else:
+    print("C++ skipped: no compiled extension (see above).")
+
+# %% [markdown]
+# ## 6. Three compilers, one loop
+# The same SplitMix64 loop in Numba, Cython and C++, on one core and on all of them, with the same hits.
+# Where they differ, look first at the compilers' choices (which instructions, for which processor)
+# rather than at the language: the two C++ builds come from one source.
+
+# %%
+#| label: compiled-compare
+numba_1 = rate_of("Numba @njit")
+compared = [("Numba", "Numba @njit", "Numba nogil, threads"), ("Cython", "Cython", "Cython nogil, threads"),
+            ("C++, any CPU", "C++ pybind11", "C++ pybind11, threads"),
+            ("C++, this CPU", "C++ -march=native", "C++ -march=native, threads")]
+measured = {n for n, _, _ in ladder}
+course.table([{"compiled loop": label, "1 core": darts(rate_of(one)), "÷ Numba": f"{rate_of(one) / numba_1:.2f}×",
+               f"{CORES} threads": darts(rate_of(many))}
+              for label, one, many in compared if one in measured])
+print("darts per second; the threads are Python threads calling the nogil function")
+missing = [label for label, one, _ in compared if one not in measured]
+if missing:
+    print("not measured here: " + ", ".join(missing) + " (see the build messages above)")
+print(course.hardware())
+print(bench.load())
+
+# %% [markdown]
+# **Numba, Cython or C++?** Numba: no compiler to install, NumPy-style code, compiles on first call
+# for the processor it runs on, and for NVIDIA GPUs too (episode 11, `labs/11_gpus.py`). Cython:
+# Python-like syntax, ahead-of-time compiled packages to ship, calling C libraries. C++ with pybind11:
+# bind code that already exists in C++, with all of C++ at hand.
+# All three release the GIL the same way: no Python objects inside the hot loop.
+
+# %% [markdown]
+# ## 7. Checkpointing: survive being killed
 # A long job on a cluster can be killed: it runs out of wall time, the node fails, you press Ctrl-C.
 # The remedy is to save finished work as you go and skip it on restart. `pi.checkpoint_chunk`
 # keeps each finished chunk in its own small file, written to a temporary name and then renamed
@@ -625,37 +730,49 @@ print(f"parallel, checkpointed: {parallel_hits:,} hits; same as serial: {paralle
 # %% [markdown] tags=["solution"]
 # <details><summary>Solution</summary>
 #
-# The same total: chunk *i* always uses seed `(BASE, i)` and is stored under its own name, so it
-# does not matter which worker computed it, when, or whether it was computed before the kill. Only
+# The same total: chunk *i* always starts from `pi.chunk_seed(BASE, i)` and is stored under its own
+# name, so it does not matter which worker computed it, when, or whether it was computed before the
+# kill. Only
 # the chunks that were running at the moment of the kill are lost (and redone). The same recipe works
 # for a Slurm job array, GNU parallel (lab 06) or Dask: name the output after the task, write it
 # atomically, skip what exists.
 # </details>
 
 # %% [markdown]
-# ## 6. The π ladder
-# Every implementation of this course so far, measured in this run, from the Python loop to compiled
-# code on all cores. Darts per second, and the speed-up over the Python loop.
+# ## 8. The π ladder
+# Every implementation of this lab, measured in this run, from the Python loop to compiled code on all
+# cores, all drawing the same SplitMix64 darts: darts per second, and the speed-up over the Python loop.
 
 # %%
 #| label: pi-ladder
-loop_rate = ladder[0][2]
-print(f"{'implementation':<26}{'cores':>6}{'darts/s':>12}{'× loop':>9}")
-for name, cores, rate in sorted(ladder, key=lambda r: r[2]):
-    print(f"{name:<26}{cores:>6}{rate:>12.3g}{rate / loop_rate:>8.0f}×")
-print(f"{course.hardware()} · {bench.load()}")
+loop_rate = rate_of("Python loop", 1)
+families = {"Python loop": "Python loop", "NumPy": "NumPy", "Numba": "Numba", "Cython": "Cython",
+            "C++ (any CPU)": "C++ pybind11", "C++ (this CPU)": "C++ -march=native"}
+summary = []
+for family, prefix in families.items():
+    rows = [(name, cores, r) for name, cores, r in ladder if name.startswith(prefix)]
+    if not rows:
+        continue
+    one = max((r for _, cores, r in rows if cores == 1), default=None)
+    best_name, best_cores, best = max(rows, key=lambda row: row[2])
+    how = best_name[len(prefix):].strip(" ,") or "serial"
+    summary.append({"SplitMix64 darts": family, "1 core": darts(one) if one else "–",
+                    "fastest": f"{darts(best)} ({how}, {best_cores} core{'s' if best_cores > 1 else ''})",
+                    "× loop": f"{best / loop_rate:,.0f}×"})
+course.table(summary)
+print(f"darts per second · {course.hardware()} · {bench.load()}")
 
 # %%
 #| label: fig-pi-ladder
-#| fig-cap: "The π ladder: darts per second for every implementation and core count, measured on this machine (log scale)."
-#| fig-alt: "Horizontal bar chart, log scale, of darts per second for each implementation, from the pure-Python loop at the bottom through NumPy, Dask, Cython and Numba to Numba prange on all cores at the top; each bar is labelled with its speed-up over the loop."
-families = {"Python": "#56B4E9", "NumPy": "#0072B2", "dask": "#009E73", "Numba": "#E69F00", "Cython": "#CC79A7"}
+#| fig-cap: "The π ladder: darts per second for every implementation and core count, all with the same SplitMix64 darts, measured on this machine (log scale)."
+#| fig-alt: "Horizontal bar chart, log scale, of darts per second for each implementation, from the pure-Python loop at the bottom through NumPy to the compiled Numba, Cython and C++ versions on one core and on all cores at the top; each bar is labelled with its speed-up over the Python loop."
+colours = {"Python": "#56B4E9", "NumPy": "#0072B2", "Numba": "#E69F00", "Cython": "#CC79A7", "C++": "#009E73"}
 rows = sorted(ladder, key=lambda r: r[2])
-fig, ax = plt.subplots(figsize=(12, 0.3 * len(rows) + 1.6))
+fig, ax = plt.subplots(figsize=(12, 0.24 * len(rows) + 1.3))
 labels = [f"{name} ({cores} core{'s' if cores > 1 else ''})" for name, cores, _ in rows]
-colours = [next(c for f, c in families.items() if name.startswith(f)) for name, _, _ in rows]
-bars = ax.barh(labels, [rate for *_, rate in rows], color=colours)
-ax.bar_label(bars, [f"{rate / loop_rate:.0f}×" for *_, rate in rows], padding=4, fontsize=12)
+bars = ax.barh(labels, [r for *_, r in rows], color=[next(c for f, c in colours.items() if name.startswith(f))
+                                                     for name, _, _ in rows])
+ax.bar_label(bars, [f"{r / loop_rate:,.0f}×" for *_, r in rows], padding=4, fontsize=12)
 ax.set_xscale("log")
 ax.set_xlim(right=ax.get_xlim()[1] * 4)
 ax.set_xlabel("darts per second (log scale)")
@@ -666,6 +783,52 @@ bench.stamp(fig, bench.load())
 # Read the ladder from the bottom. Most of the distance is *compiled against interpreted* (one core);
 # the last step is *parallel* (all cores). Both matter, and they multiply: that is why we compile
 # first, then parallelise.
+#
+# ### What the generator costs
+# The ladder holds the generator fixed. Labs 01 and 02 used each tool's own generator instead: the
+# Mersenne Twister of Python's `random` in the loop, NumPy's PCG64 (`default_rng`), and in Numba, the
+# Mersenne Twister of `np.random.random()` called once per number. The same darts count, same seeding
+# (`pi.chunk_seed`), other random numbers:
+
+# %%
+@njit
+def pi_loop_numba(n, seed):
+    np.random.seed(seed)  # Numba's own Mersenne Twister, one number per call
+    hits = 0
+    for _ in range(n):
+        x = np.random.random()
+        y = np.random.random()
+        if x * x + y * y <= 1.0:
+            hits += 1
+    return hits
+
+
+# %%
+#| label: generator-cost
+N_GEN = {"Python loop": N_LOOP, "NumPy": N_NUMPY, "Numba": N_PER_CHUNK * 8}  # darts per timing
+seed0 = pi.chunk_seed(BASE, 0)
+pi_loop_numba(1000, seed0 % 2**32)  # compile first
+own = {"Python loop": ("MT19937", pi.count_hits_python),  # Python's random
+       "NumPy": ("PCG64", pi.count_hits_numpy),  # np.random.default_rng
+       "Numba": ("MT19937", lambda n, base: pi_loop_numba(n, seed0 % 2**32))}  # np.random, compiled
+same = {"Python loop": rate_of("Python loop", 1), "NumPy": rate_of("NumPy", 1), "Numba": rate_of("Numba @njit")}
+generator_hits = {}
+for tool, (generator, count) in own.items():
+    generator_hits[tool, generator] = count(N_GEN[tool], BASE)
+    generators[tool, generator] = N_GEN[tool] / bench.best(count, N_GEN[tool], BASE, repeat=3, warmup=0)
+    generators[tool, "SplitMix64"] = same[tool]  # measured above, on the ladder
+course.table([{"tool": tool, "own generator": generator, "darts/s": darts(generators[tool, generator]),
+               "SplitMix64": darts(generators[tool, "SplitMix64"]),
+               "ratio": f"{generators[tool, generator] / generators[tool, 'SplitMix64']:.2f}×"}
+              for tool, (generator, _) in own.items()])
+print(f"darts per second on one core; ratio: own generator ÷ SplitMix64 · {course.hardware()} · {bench.load()}")
+
+# %% [markdown]
+# A generator can cost as much as the rest of the loop. So a comparison that changes the generator
+# and the tool at once measures both together, and cannot say which one made the difference. The
+# statistical quality of all of these is ample for π; for serious Monte-Carlo work use a generator
+# with a published record, such as NumPy's, and give each chunk its own independent stream
+# (`np.random.SeedSequence(...).spawn(n)` does that properly).
 #
 # ### Exercise 3: where is your hot loop?
 # Profile one of your own scripts with `python -m cProfile -s tottime script.py`, then
@@ -688,21 +851,26 @@ bench.stamp(fig, bench.load())
 #   Python threads run compiled code in parallel.
 # - OpenMP threads spin after a parallel region: mixing `prange` with other threads wants the
 #   workqueue (or tbb) layer, or `OMP_WAIT_POLICY=passive`.
-# - Cython releases the GIL with `nogil` functions and `prange`; it needs a C compiler, Numba does not.
+# - Cython releases the GIL with `nogil` functions and `prange`; C++ with pybind11 releases it with
+#   `py::gil_scoped_release`. Both need a compiler; Numba does not.
+# - Compare like with like: change one thing per rung. The random generator alone can change a loop's
+#   speed severalfold; building for this very CPU (`-march=native`) can too, at the price of portability.
 # - Checkpoint long runs: one file per finished task, written atomically, skipped on restart; seed
 #   each task by its number, and the resumed answer is exactly the uninterrupted one.
-# - Compiled (×10–100) and parallel (× cores) multiply.
+# - Compiled and parallel multiply: read the factors off the ladder of your own machine.
 
 # %% [markdown]
 # ## Checks
 # Run by `pytest labs/03_compiled_speed.py`; the slides never show this cell.
 
 # %% tags=["checks"]
-def test_compiled_counts_match_the_python_reference():
-    reference = pi_numba.chunk_hits_reference(2_000, BASE, 7)
-    assert pi_numba.chunk_hits(2_000, BASE, 7) == reference
-    if pi_cython is not None:
-        assert pi_cython.chunk_hits(2_000, BASE, 7) == reference
+def test_compiled_counts_match_the_python_loop():
+    reference = pi.count_hits_splitmix(2_000, BASE, 7)
+    assert pi.count_hits_splitmix_numpy(2_000, BASE, 7) == reference
+    assert pi_numba.chunk_hits(2_000, pi.chunk_seed(BASE, 7)) == reference
+    for module in (pi_cython, pi_cpp, pi_cpp_native):
+        if module is not None:
+            assert module.chunk_hits(2_000, pi.chunk_seed(BASE, 7)) == reference
 
 
 def test_serial_and_parallel_numba_agree():
@@ -714,16 +882,18 @@ def test_counting_step_identical():
     assert len(set(counts.values())) == 1
 
 
-def test_cython_agrees_with_numba():
-    if pi_cython is None:
-        return  # no compiler here: the lab printed how to get one
-    assert len(set(cython_hits.values())) == 1
-    assert cython_hits["serial"] == pi_numba.hits_serial(N_PER_CY, CHUNKS, BASE)
+def test_cython_and_cpp_agree_with_numba():
+    reference = pi_numba.hits_of_seeds(N_PER_CY, SEEDS)
+    if pi_cython is not None:  # else no compiler here: the lab printed how to get one
+        assert set(cython_hits.values()) == {reference}
+    if pi_cpp is not None:
+        assert {cpp_hits[k] for k in cpp_hits if k != "one chunk"} == {reference}
+        assert cpp_hits["one chunk"] == loop_hits
 
 
 def test_pi_within_tolerance():
     for hits, n in [(loop_hits, N_LOOP), (numpy_hits, N_NUMPY), (serial_hits, N_SPLIT),
-                    (loop_numba_hits, N_NUMBA // 4), (resumed_hits, CK_N * CK_CHUNKS)]:
+                    (resumed_hits, CK_N * CK_CHUNKS), *[(h, N_GEN[tool]) for (tool, _), h in generator_hits.items()]]:
         assert abs(pi.estimate(hits, n) - math.pi) < 5 * pi.stderr(n), (hits, n)
 
 
@@ -736,8 +906,15 @@ def test_checkpointed_run_resumes_to_the_same_answer():
 
 def test_ladder_is_complete():
     names = {name for name, _, _ in ladder}
-    assert {"Python loop", "NumPy", "dask.array", "Numba prange", "Numba nogil, threads"} <= names
-    assert all(rate > 0 for *_, rate in ladder)
+    assert {"Python loop", "NumPy", "Numba @njit", "Numba prange", "Numba nogil, threads"} <= names
+    assert all(r > 0 for *_, r in ladder)
+    assert len(generators) == 6
+
+
+def test_missing_compiler_is_explained():
+    """Where a build failed, the rung says why (the lab must still pass)."""
+    for module, message in [(pi_cython, cython_message), (pi_cpp, cpp_message)]:
+        assert module is not None or message, "a failed build must leave a message"
 
 
 course.run_checks(globals())

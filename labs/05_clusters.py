@@ -25,9 +25,11 @@
 # the other way to run one program on many nodes.
 
 # %%
+import inspect
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -36,6 +38,8 @@ import time
 import graphviz
 import matplotlib.pyplot as plt
 import psutil
+from pathlib import Path
+
 from dask.distributed import Client
 from IPython.display import Image
 
@@ -45,6 +49,19 @@ from course import clusters, pi
 OUT = course.BUILD / "05_clusters"  # everything this lab writes
 OUT.mkdir(parents=True, exist_ok=True)
 SCALE = {"small": 1, "workshop": 4, "large": 16}.get(course.size(), 16)
+DEADLINE = clusters.deadline()  # seconds any one computation on a cluster may take ($COURSE_DEADLINE_S)
+
+
+def wrapped(command, width=76):
+    """A long shell command as you would type it over several lines, with backslashes; each option
+    stays with its value."""
+    lines = []
+    for part in re.split(r" (?=--)", command):
+        if lines and len(lines[-1]) + 1 + len(part) <= width:
+            lines[-1] += " " + part
+        else:
+            lines.append(part)
+    return " \\\n    ".join(lines)
 
 # %%
 #| label: hardware
@@ -80,8 +97,9 @@ print(f"COURSE_SIZE={course.size()} (scale ×{SCALE})")
 start = time.perf_counter()
 cli = clusters.CommandLineCluster(n_workers=2, threads_per_worker=1, memory_limit="1GiB", workdir=OUT / "cli")
 cli_start_s = time.perf_counter() - start
-print("\n".join(cli.commands))
-print(f"\nscheduler and 2 workers up in {cli_start_s:.1f} s · scheduler file: {cli.scheduler_file.relative_to(course.ROOT)}")
+print(wrapped(cli.commands[0]))
+print(wrapped(cli.commands[1]))
+print(f"(and the same for worker-1) · scheduler and 2 workers up in {cli_start_s:.1f} s")
 print(course.hardware())
 
 # %% [markdown]
@@ -98,13 +116,13 @@ print(json.dumps({k: scheduler_info[k] for k in ("type", "address", "services")}
 
 # %%
 #| label: client-connect
-client = Client(cli.address)
+client = Client(cli.address, timeout=60)
 workers = client.scheduler_info(n_workers=-1)["workers"]
 worker_pids = client.run(os.getpid)  # runs os.getpid on every worker: {address: pid}
-print(f"client connected to {client.scheduler.address}")
-for address, w in sorted(workers.items()):
-    print(f"  worker {w['name']}: {address}, {w['nthreads']} thread, memory limit {w['memory_limit'] / 2**30:.1f} GiB, pid {worker_pids[address]}")
-print(f"dashboard: {cli.dashboard_link}")
+print(f"client connected to {client.scheduler.address}; dashboard {cli.dashboard_link}")
+course.table([{"worker": w["name"], "address": address, "threads": w["nthreads"],
+               "memory limit": f"{w['memory_limit'] / 2**30:.1f} GiB", "pid": worker_pids[address]}
+              for address, w in sorted(workers.items())], align="llrrr")
 
 # %% [markdown]
 # ### Every process, and what it listens on
@@ -127,9 +145,9 @@ def role(pid):
 
 cli_pids = cli.pids()
 cli_listening = cli.listening()
-print(f"{len(cli_pids)} processes; listening sockets:")
-for pid, ip, port in cli_listening:
-    print(f"  pid {pid:>7}  {role(pid):<20} {ip}:{port}")
+course.table([{"pid": pid, "process": role(pid), "listens on": f"{ip}:{port}"} for pid, ip, port in cli_listening],
+             align="rll")
+print(f"{len(cli_pids)} processes, {len(cli_listening)} listening sockets")
 
 # %%
 #| label: fig-cluster-diagram
@@ -137,8 +155,8 @@ for pid, ip, port in cli_listening:
 #| fig-alt: "Diagram: the client box on the left connects to the scheduler box in the middle, which connects to two worker boxes on the right; the workers are also joined to each other for data transfers; a browser box connects to the scheduler's dashboard. Each box shows its address."
 OKABE_LIGHT = {"client": "#CDE4F5", "scheduler": "#F9E1B3", "worker": "#C4E8DC", "browser": "#EEEEEE"}
 g = graphviz.Digraph(graph_attr={"rankdir": "LR", "fontname": "Helvetica", "nodesep": "0.4", "ranksep": "1.1", "dpi": "130"},
-                     node_attr={"shape": "box", "style": "rounded,filled", "fontname": "Helvetica", "fontsize": "13"},
-                     edge_attr={"fontname": "Helvetica", "fontsize": "11"})
+                     node_attr={"shape": "box", "style": "rounded,filled", "fontname": "Helvetica", "fontsize": "18"},
+                     edge_attr={"fontname": "Helvetica", "fontsize": "16"})
 g.node("client", f"client\n(this notebook)\npid {os.getpid()}", fillcolor=OKABE_LIGHT["client"])
 g.node("browser", "browser\n(or SSH tunnel)", fillcolor=OKABE_LIGHT["browser"])
 g.node("scheduler", f"dask scheduler\n{cli.address}\ndashboard :{scheduler_info['services']['dashboard']}",
@@ -151,7 +169,7 @@ g.edge("client", "scheduler", label="graphs, results", dir="both")
 g.edge("browser", "scheduler", label="http", style="dashed")
 g.edge("worker0", "worker1", label="data", dir="both", style="dotted", constraint="false")
 g.render(OUT / "cluster", format="png", cleanup=True)
-Image(filename=OUT / "cluster.png", width=900)
+Image(filename=OUT / "cluster.png", width=1150)
 
 # %% [markdown]
 # ## 2. The same code, now on separate processes
@@ -170,7 +188,8 @@ for parts in (1, 2):
     starts, stops = zip(*pi.slices(N_PI, parts))
     t0 = time.perf_counter()
     futures = client.map(pi.pi_slice_numpy, starts, stops, n=N_PI)
-    dask_runs[parts] = (sum(client.gather(futures)), time.perf_counter() - t0)
+    parts_done = clusters.wait_for(futures, client, what=f"π in {parts} part(s)")  # gather, with a deadline
+    dask_runs[parts] = (sum(parts_done), time.perf_counter() - t0)
     del futures
 for parts, (value, seconds) in dask_runs.items():
     print(f"Dask, {parts} worker(s): π = {value:.12f} (error {abs(value - math.pi):.1e}) in {seconds:.2f} s")
@@ -205,8 +224,14 @@ print(f"from a laptop, if this were a remote node:  ssh -L 8787:localhost:{dash_
 #
 # MPI starts **N copies of the same program** (*ranks*) at once, on one or many nodes; each asks
 # for its rank and does its share; they exchange data with explicit messages (`send`, `reduce`,
-# `gather`). `course/pi.py` (run as `mpiexec -n 2 python -m course.pi mpi N`) sums the same π slices as Dask did: rank *r* takes slice *r*, and
-# rank 0 gathers the parts. We run it under `mpiexec` with one and with two ranks.
+# `gather`). This program sums the same π slices as Dask did: rank *r* takes slice *r*, and rank 0
+# gathers the parts. It is `course.pi.mpi_main`, run as `mpiexec -n 2 python -m course.pi mpi N`:
+
+# %%
+print(inspect.getsource(pi.mpi_main))
+
+# %% [markdown]
+# We run it under `mpiexec` with one and with two ranks.
 #
 # The course's environment brings MPICH (`pip install mpich mpi4py`, or conda-forge). On a cluster,
 # use the site's MPI instead (`module load`), built for its network. (Open MPI from PyPI refuses to
@@ -255,13 +280,13 @@ else:
 
 # %%
 #| label: mpi-vs-dask
-print(f"π with {N_PI:,} terms, mpiexec = {MPIEXEC}")
-print(f"{'':<18} {'π':>18} {'compute s':>10} {'wall s':>8}")
-for ranks, r in mpi_runs.items():
-    print(f"{f'MPI, {ranks} rank(s)':<18} {r['pi']:>18.15f} {r['seconds']:>10.2f} {r['wall']:>8.2f}")
-for parts, (value, seconds) in dask_runs.items():
-    print(f"{f'Dask, {parts} worker(s)':<18} {value:>18.15f} {seconds:>10.2f} {seconds:>8.2f}")
-print(f"(Dask wall time excludes the cluster start-up of {cli_start_s:.1f} s, paid once for many computations)")
+course.table([{"run": f"MPI, {ranks} rank(s)", "π": f"{r['pi']:.15f}", "compute s": f"{r['seconds']:.2f}",
+               "wall s": f"{r['wall']:.2f}"} for ranks, r in mpi_runs.items()]
+             + [{"run": f"Dask, {parts} worker(s)", "π": f"{value:.15f}", "compute s": f"{seconds:.2f}",
+                 "wall s": f"{seconds:.2f}"} for parts, (value, seconds) in dask_runs.items()], align="lrrr")
+where = "the course's environment" if MPIEXEC and Path(MPIEXEC).parent == Path(sys.executable).parent else "PATH"
+print(f"π with {N_PI:,} terms; mpiexec from {where}")
+print(f"Dask's wall time leaves out the cluster's start-up ({cli_start_s:.1f} s), paid once for many computations")
 print(course.hardware())
 
 # %%
@@ -340,14 +365,21 @@ print(f"processes still alive: {still_alive or 'none'} · {len(ports)} ports all
 
 # %%
 #| label: slurm-script
+def show_script(script):
+    """A job script as it would be submitted, with this machine's Python shown as `python`,
+    no blank lines, and the long worker command over several lines."""
+    lines = [line.replace(sys.executable, "python") for line in script.splitlines() if line.strip()]
+    print("\n".join(wrapped(line, 72) for line in lines))
+
+
 RESOURCES = dict(cores=8, processes=2, memory="16GiB", walltime="01:30:00", queue="short", account="proj123")
-slurm_script = clusters.job_script("slurm", **RESOURCES, job_script_prologue=["module load python", "source .venv/bin/activate"])
-print(slurm_script)
+slurm_script = clusters.job_script("slurm", **RESOURCES, job_script_prologue=["module load python", "conda activate course"])
+show_script(slurm_script)
 
 # %%
 #| label: pbs-script
 pbs_script = clusters.job_script("pbs", **RESOURCES)
-print(pbs_script)
+show_script(pbs_script)
 
 # %%
 #| label: script-checks
@@ -402,7 +434,9 @@ with SLURMCluster(**RESOURCES, scheduler_options={"host": "127.0.0.1", "dashboar
 # 1. activate the software (pixi or a venv, below);
 # 2. start `dask scheduler --scheduler-file …` on the job's first node;
 # 3. `srun dask worker --scheduler-file …`: one worker per Slurm task, on every node;
-# 4. run the lab with `DASK_SCHEDULER_ADDRESS` set, so `Client()` connects to that cluster;
+# 4. run the lab with `DASK_SCHEDULER_ADDRESS` set. Every lab starts its cluster with
+#    `course.clusters.client()`, which then **joins the job's cluster** instead of starting a
+#    `LocalCluster` of its own, so the lab's work runs on the job's workers, on every node;
 # 5. stop the workers and the scheduler on every exit (a `trap`).
 #
 # ```bash
@@ -416,17 +450,24 @@ with SLURMCluster(**RESOURCES, scheduler_options={"host": "127.0.0.1", "dashboar
 template = course.ROOT / "labs" / "jobs" / "run_lab.sbatch"
 lines = template.read_text().splitlines()
 print("\n".join(line for line in lines if line.startswith("#SBATCH")))
-for k, line in enumerate(lines):  # the three commands that matter, with their continuation lines
-    if line.lstrip().startswith(("dask scheduler", '"${LAUNCH[@]}" dask worker', 'python "$LAB"')):
-        print("...")
-        print(line)
+
+# %%
+#| label: sbatch-commands
+for k, line in enumerate(lines):  # the commands that matter, with their continuation lines
+    if line.lstrip().startswith(("dask scheduler", '"${LAUNCH[@]}" dask worker', "export DASK_SCHEDULER_ADDRESS", 'python "$LAB"')):
+        print(line.strip())
         while lines[k].endswith("\\"):
             k += 1
             print(lines[k])
 
 # %% [markdown]
-# Without Slurm the template runs every step on this machine. Here it runs a tiny "lab" (in
-# `course/clusters.py`) that connects with `Client()` and computes π, then must leave nothing behind.
+# Without Slurm the template runs every step on this machine. Here it runs a tiny lab,
+# `clusters.hello`, that does what every lab does: it starts its cluster with `clusters.client()`.
+# In the job, that call finds `$DASK_SCHEDULER_ADDRESS` and joins the job's cluster; the π slices
+# then run on the job's workers. Afterwards nothing may be left behind.
+
+# %%
+print(inspect.getsource(clusters.hello))
 
 # %%
 #| label: sbatch-local-run
@@ -453,8 +494,10 @@ else:
 # %% [markdown]
 # ### Where pixi fits on a cluster
 #
-# The course's environment is described by `pixi.toml` and pinned by `pixi.lock`: the same
-# packages on your laptop and on the cluster.
+# The course's environment is described by `pixi.toml`. The repository ships no lock file:
+# `pixi install` solves the environment and writes `pixi.lock` next to `pixi.toml`. Keep that file
+# (copy it, or commit it in your own project): with it, every later install gets exactly the same
+# packages, on your laptop and on the cluster.
 #
 # - On the **login node** (it has internet): `pixi install`. The environment lands in `.pixi/` inside
 #   the project, on the shared file system, so every compute node sees it.
@@ -473,7 +516,7 @@ else:
 #
 # ```python
 # client = Client("tls://scheduler.example.org:8786")   # or Client(cluster)
-# ds = xr.open_zarr("s3://bucket/era5.zarr")             # read data where it lives (episode 08)
+# ds = xr.open_zarr("s3://bucket/era5.zarr")             # read data where it lives (episode 09)
 # ```
 #
 # Put the data next to the workers (object storage in the same region), use TLS, and shut the
@@ -608,7 +651,8 @@ def test_job_scripts_contain_requested_resources():
 def test_batch_template_ran_and_cleaned_up():
     if bash is None:
         return
-    assert "2 workers; pi=3.14159" in job_output, job_output
+    assert "joined the job's cluster" in job_output and ": 2 workers" in job_output, job_output
+    assert "pi=3.14159" in job_output and "ran on 2 of its workers" in job_output, job_output
     assert "cluster stopped" in job_output
     assert job_leftovers == []
 

@@ -6,11 +6,14 @@ bind 127.0.0.1 only, HPC job scripts carry the requested resources, and MPI runs
 
 from __future__ import annotations
 
+import logging
 import math
+import os
 import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import psutil
@@ -166,3 +169,86 @@ def test_mpi_pi_under_mpiexec():
     serial = sum(pi.pi_slice_numpy(a, b, n) for a, b in pi.slices(n, 2))
     assert result["pi"] == serial  # the same slices added in the same order
     assert abs(result["pi"] - math.pi) < 1e-9
+
+
+# --------------------------------------------------------------------------- client() and compute() deadlines
+
+
+def _exit_the_worker():
+    os._exit(1)  # what a worker killed by its nanny looks like to the scheduler
+
+
+def _sleep(seconds):
+    time.sleep(seconds)
+    return seconds
+
+
+def test_client_owns_its_cluster_and_compute_takes_lists_and_futures():
+    import dask.array as da
+
+    client = cluster_tools.client(n_workers=1, silence_logs=logging.ERROR)
+    cluster = client.cluster
+    try:
+        a = da.ones(100, chunks=10)
+        assert cluster_tools.compute([a.sum(), a.mean()], client, what="two results") == [100.0, 1.0]
+        assert cluster_tools.wait_for(client.map(_sleep, [0, 0]), client) == [0, 0]
+    finally:
+        client.close()
+    assert cluster.status.name == "closed"  # closing the client stopped the cluster it started
+
+
+def test_compute_deadline_says_what_happened_and_cancels():
+    with cluster_tools.client(n_workers=1, silence_logs=logging.ERROR) as client:
+        start = time.monotonic()
+        with pytest.raises(cluster_tools.ClusterTrouble, match="deadline of 1 s") as err:
+            cluster_tools.compute(client.submit(_sleep, 30, pure=False), client, what="a long nap", timeout=1)
+        assert time.monotonic() - start < 15
+        assert "COURSE_DEADLINE_S" in str(err.value)
+        time.sleep(0.5)
+        assert not any(client.processing().values())  # the work was cancelled, the worker is free
+
+
+def test_compute_reports_a_killed_worker_with_its_cause():
+    import dask
+    from distributed import KilledWorker  # (also loads distributed's configuration defaults)
+
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+        client = cluster_tools.client(n_workers=1, silence_logs=logging.CRITICAL)
+    with client:
+        with pytest.raises(cluster_tools.ClusterTrouble, match="a worker was killed") as err:
+            cluster_tools.compute(client.submit(_exit_the_worker, pure=False), client, what="the doomed task", timeout=60)
+        assert isinstance(err.value.__cause__, KilledWorker)
+        assert "smaller chunks" in str(err.value)
+
+
+def test_compute_stops_when_every_worker_stays_paused(monkeypatch):
+    import dask
+    import distributed  # noqa: F401  (loads its configuration defaults before we change them)
+
+    monkeypatch.setattr(cluster_tools, "PAUSED_GRACE_S", 2.0)
+    # a limit below what an idle worker uses: paused from the start; terminate off, so it is never killed
+    with dask.config.set({"distributed.worker.memory.terminate": False, "distributed.worker.memory.spill": False,
+                          "distributed.worker.memory.target": False}):
+        client = cluster_tools.client(n_workers=1, memory_limit="60MiB", silence_logs=logging.CRITICAL)
+    with client:
+        deadline = time.monotonic() + 30
+        while not all(w["status"] == "paused" for w in client.scheduler_info()["workers"].values()):
+            assert time.monotonic() < deadline, "the worker never paused"
+            time.sleep(0.2)
+        with pytest.raises(cluster_tools.ClusterTrouble, match="paused") as err:
+            cluster_tools.compute(client.submit(_sleep, 0, pure=False), client, what="a paused job", timeout=60)
+        assert "memory_limit" in str(err.value)
+
+
+def test_client_joins_the_cluster_named_in_the_environment(monkeypatch):
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, protocol="tcp", host="127.0.0.1",
+                      dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR) as batch_cluster:
+        monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", batch_cluster.scheduler_address)
+        with cluster_tools.client(n_workers=3) as joined:
+            assert joined.scheduler.address == batch_cluster.scheduler_address
+            assert len(joined.scheduler_info()["workers"]) == 1  # the job's workers, not three new ones
+        assert batch_cluster.status.name == "running"  # leaving the client does not stop the job's cluster
+        with cluster_tools.client(n_workers=1, local_only=True, silence_logs=logging.ERROR) as own:
+            assert own.scheduler.address != batch_cluster.scheduler_address

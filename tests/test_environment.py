@@ -21,6 +21,7 @@ CONDA_ONLY = {
     "graphviz",  # the `dot` program (Debian: apt install graphviz)
     "parallel",  # GNU parallel (Debian: apt install parallel)
     "c-compiler",  # the system compiler, for Cython
+    "cxx-compiler",  # the system C++ compiler, for pybind11
     "h5py",  # PyPI: h5netcdf[h5py]
     "flask",  # PyPI: moto[server]
     "flask-cors",  # PyPI: moto[server]
@@ -28,14 +29,16 @@ CONDA_ONLY = {
 }
 
 
-def requirements():
-    """{name: minimum version} from requirements.txt."""
+def requirements(file="requirements.txt"):
+    """{name: minimum version} from requirements.txt (or requirements-gpu.txt). A line may add an upper
+    bound (``>=0.30,<0.31``) and an environment marker (``; platform_system != "Darwin"``)."""
     found = {}
-    for line in (ROOT / "requirements.txt").read_text().splitlines():
+    for line in (ROOT / file).read_text().splitlines():
         line = line.split("#", 1)[0].strip()
         if line:
-            m = re.fullmatch(r"([A-Za-z0-9_.\-]+)(?:\[[^\]]*\])?\s*(?:(==|>=)\s*(\S+))?", line)
-            assert m, f"requirements.txt: cannot read {line!r}"
+            m = re.fullmatch(r"([A-Za-z0-9_.\-]+)(?:\[[^\]]*\])?\s*(?:(==|>=)\s*([^\s,;]+))?"
+                             r"(?:\s*,\s*<\s*[^\s,;]+)?\s*(?:;.+)?", line)
+            assert m, f"{file}: cannot read {line!r}"
             found[m.group(1)] = m.group(3)
     return found
 
@@ -98,3 +101,26 @@ def test_tasks_and_ci_use_the_same_commands():
     readme = (ROOT / "README.md").read_text()
     ci = (ROOT / ".ci" / "run").read_text()
     assert "python -m pytest" in ci and "python -m pytest" in readme
+
+
+# requirements-gpu.txt (pip, on top of requirements.txt) against pixi's `gpu` feature.
+GPU_PYPI_TO_CONDA = {"cupy-cuda12x": "cupy", "cudf-cu12": "cudf", "cuml-cu12": "cuml"}
+GPU_CONDA_ONLY = {"cuda-version"}  # conda's CUDA pin; pip wheels carry the CUDA version in their names
+
+
+def test_gpu_requirements_match_pixi_gpu_feature():
+    _, manifest = pixi_dependencies()
+    feature = manifest["feature"]["gpu"]
+    deps = dict(feature["dependencies"])
+    for table in feature.get("target", {}).values():
+        deps.update(table.get("dependencies", {}))
+    pip = requirements("requirements-gpu.txt")
+    as_conda = {GPU_PYPI_TO_CONDA.get(name, name.lower()): floor for name, floor in pip.items()}
+    assert set(as_conda) | GPU_CONDA_ONLY == set(deps), (
+        f"requirements-gpu.txt {sorted(as_conda)} and pixi's gpu feature {sorted(deps)} differ")
+    differ = []
+    for name, floor in as_conda.items():
+        spec = deps[name]["version"] if isinstance(deps[name], dict) else deps[name]
+        if floor and f">={floor}" not in spec.replace(" ", ""):
+            differ.append(f"{name}: pip >={floor}, pixi {spec}")
+    assert not differ, "GPU version floors differ:\n" + "\n".join(differ)

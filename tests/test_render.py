@@ -45,11 +45,16 @@ MIN_TEXT_PX = 20   # body and table text, in pixels of the 1280×800 slide
 MIN_CODE_PX = 18   # code and printed output
 TOLERANCE_PX = 2   # sub-pixel rounding and anti-aliasing
 
-# What a slide must never show: where the course happens to live on the machine that ran the labs.
+# What a slide must never show: where the course happens to live on the machine that ran the labs
+# (a relative `.venv/bin/activate` in an instruction is fine; `/somewhere/.venv/bin/python` is not).
 MACHINE_PATH = re.compile(
     r"(/home/[\w.-]+|/Users/[\w.-]+|[A-Za-z]:\\Users\\|/root/|/tmp/|/var/folders/|/private/var/"
-    r"|\.venv\b|site-packages|dist-packages|/opt/conda|/usr/lib/python)"
+    r"|[/\\]\.?venv[/\\]|site-packages|dist-packages|/opt/conda|/usr/lib/python)"
 )
+
+# ... and this machine's own places, wherever they are (an HPC scratch folder, a CI checkout)
+_HERE = {str(ROOT), str(ROOT.parent), str(Path.home()), os.environ.get("COURSE_DATA_DIR", "")}
+MACHINE_PATH = re.compile(MACHINE_PATH.pattern + "".join(f"|{re.escape(p)}" for p in sorted(_HERE) if len(p) > 4))
 
 pytestmark = pytest.mark.quarto
 
@@ -145,7 +150,7 @@ MEASURE = r"""async ([minText, minCode, tol]) => {
     const snippet = el => ((el.innerText || el.alt || el.textContent || '').trim().split('\n')[0]).slice(0, 60);
     const clips = s => s.overflowX !== 'visible' || s.overflowY !== 'visible';
     const res = {title: ((slide.querySelector('h1, h2, h3') || {}).innerText || '').trim().slice(0, 70),
-                 floor: Math.round(floor), off: [], hidden: [], small: [], images: [],
+                 floor: Math.round(floor), off: [], hidden: [], small: [], images: [], wrapped: [],
                  notes: !!slide.querySelector('aside.notes'), text: slide.innerText || ''};
     let bottom = 0, right = 0, left = W, top = H;
     for (const el of [slide, ...slide.querySelectorAll('*')]) {
@@ -153,14 +158,33 @@ MEASURE = r"""async ([minText, minCode, tol]) => {
         const r = el.getBoundingClientRect();
         if (!r.width && !r.height) continue;
         const s = getComputedStyle(el);
-        // an element inside a box that clips is judged by that box (below), not by where it would reach
-        let clipped = false;
+        // a box that clips (overflow other than visible) shows only what lies inside it: the part of an
+        // element that is seen is its ink cut to every clipping box around it (what it hides is judged below)
+        let view = {top: -Infinity, bottom: Infinity, left: -Infinity, right: Infinity};
         for (let p = el.parentElement; p && slide.contains(p); p = p.parentElement)
-            if (clips(getComputedStyle(p))) { clipped = true; break; }
-        if (!clipped && el !== slide) {
-            const b = y(r.bottom), rt = x(r.right), l = x(r.left), t = y(r.top);
+            if (clips(getComputedStyle(p))) { const q = p.getBoundingClientRect();
+                view = {top: Math.max(view.top, q.top), bottom: Math.min(view.bottom, q.bottom),
+                        left: Math.max(view.left, q.left), right: Math.min(view.right, q.right)}; }
+        // what paints: text (measured by its glyph boxes), images and plots, boxes with a border or background;
+        // an empty container that merely reaches further (a margin, a wrapper div) is not seen
+        const texts = Array.from(el.childNodes).filter(n => n.nodeType === 3 && n.textContent.trim());
+        let ink = null;
+        if (texts.length) {
+            for (const n of texts) { const range = document.createRange(); range.selectNodeContents(n);
+                for (const q of range.getClientRects()) if (q.width && q.height) ink = ink
+                    ? {top: Math.min(ink.top, q.top), bottom: Math.max(ink.bottom, q.bottom), left: Math.min(ink.left, q.left), right: Math.max(ink.right, q.right)}
+                    : {top: q.top, bottom: q.bottom, left: q.left, right: q.right}; }
+        }
+        const painted = ['IMG', 'svg', 'CANVAS', 'VIDEO', 'IFRAME', 'PRE', 'TABLE', 'HR', 'math'].includes(el.tagName) ||
+            (s.backgroundColor !== 'rgba(0, 0, 0, 0)' && s.backgroundColor !== 'transparent') || s.backgroundImage !== 'none' ||
+            ['Top', 'Right', 'Bottom', 'Left'].some(side => parseFloat(s['border' + side + 'Width']) > 0 && s['border' + side + 'Style'] !== 'none');
+        if (!ink && painted) ink = r;
+        if (ink) ink = {top: Math.max(ink.top, view.top), bottom: Math.min(ink.bottom, view.bottom),
+                        left: Math.max(ink.left, view.left), right: Math.min(ink.right, view.right)};
+        if (el !== slide && ink && ink.bottom > ink.top && ink.right > ink.left) {
+            const b = y(ink.bottom), rt = x(ink.right), l = x(ink.left), t = y(ink.top);
             bottom = Math.max(bottom, b); right = Math.max(right, rt); left = Math.min(left, l); top = Math.min(top, t);
-            if (b > floor + tol || rt > W + tol || l < -tol || t < -tol)
+            if (b > floor + tol || rt > W + tol || l < -tol || t < -5 * tol)   // a glyph's box rises above its line
                 res.off.push({el: label(el), bottom: Math.round(b), right: Math.round(rt), left: Math.round(l), text: snippet(el)});
         }
         // a box that clips or scrolls and holds more than it shows
@@ -168,6 +192,14 @@ MEASURE = r"""async ([minText, minCode, tol]) => {
             (el.scrollHeight > el.clientHeight + tol || el.scrollWidth > el.clientWidth + tol))
             res.hidden.push({el: label(el), rows_px: Math.max(0, el.scrollHeight - el.clientHeight),
                              cols_px: Math.max(0, el.scrollWidth - el.clientWidth), text: snippet(el)});
+        // a line of code or output wider than the slide wraps (the style wraps rather than cuts it off)
+        if (el.tagName === 'PRE') {
+            const c = el.querySelector('code') || el, cs = getComputedStyle(c), lh = parseFloat(cs.lineHeight);
+            const lines = (c.innerText || '').replace(/\n+$/, '').split('\n').length;
+            const drawn = Math.round((c.getBoundingClientRect().height / scale - parseFloat(cs.paddingTop) - parseFloat(cs.paddingBottom)
+                                      - parseFloat(cs.borderTopWidth) - parseFloat(cs.borderBottomWidth)) / lh);
+            if (lh && drawn > lines) res.wrapped.push({el: label(el), lines, drawn, text: snippet(el)});
+        }
         // text size, of HTML text only (SVG text scales with its viewBox; a figure is judged by eye)
         if (!(el instanceof SVGElement) &&
             Array.from(el.childNodes).some(n => n.nodeType === 3 && n.textContent.trim())) {
@@ -250,12 +282,15 @@ def _summary(report):
               for x in s if x["hidden"]]
     small = [f"{x['n']}({x['small_min']} px)" for x in s if x["small"]]
     paths = [str(x["n"]) for x in s if MACHINE_PATH.search(x["text"])]
+    wrapped = [f"{x['n']}({sum(w['drawn'] - w['lines'] for w in x['wrapped'])} wrapped)" for x in s if x["wrapped"]]
     sizes = [x["small_min"] for x in s if x["small_min"] is not None]
     return [
         f"{report['deck']}: {len(s)} slides; off the slide: {len(off)}; boxes hiding content: {len(hidden)}; "
-        f"small text: {len(small)} (smallest {min(sizes) if sizes else '-'} px); machine paths: {len(paths)}",
+        f"code/output too wide (wraps): {len(wrapped)}; small text: {len(small)} (smallest {min(sizes) if sizes else '-'} px); "
+        f"machine paths: {len(paths)}",
         f"   off the slide (bottom limit {s[0]['floor'] if s else '-'} px, right 1280 px): {', '.join(off) or '-'}",
         f"   boxes hiding content: {', '.join(hidden) or '-'}",
+        f"   code or output lines wider than the slide (wrapped): {', '.join(wrapped) or '-'}",
         f"   text under {MIN_TEXT_PX} px (code under {MIN_CODE_PX} px): {', '.join(small) or '-'}",
         f"   machine paths shown: {', '.join(paths) or '-'}",
         f"   slides without speaker notes: {', '.join(str(x['n']) for x in s if not x['notes']) or '-'}",
@@ -316,6 +351,15 @@ def test_no_box_hides_content(deck, looked_at):
     bad = [f"{_where(s)}: {h['el']} hides {h['rows_px']} px of rows, {h['cols_px']} px of columns; starts {h['text']!r}"
            for s in looked_at[deck]["slides"] for h in s["hidden"]]
     assert not bad, (f"{deck}: boxes that hide content (the lab should print only what the slide needs)\n"
+                     + "\n".join(bad))
+
+
+@pytest.mark.parametrize("deck", DECKS)
+def test_code_and_output_fit_the_width(deck, looked_at):
+    """A line of code or printed output wider than the slide wraps on screen: the lab should print it narrower."""
+    bad = [f"{_where(s)}: {w['lines']} lines drawn as {w['drawn']}, starts {w['text']!r}"
+           for s in looked_at[deck]["slides"] for w in s["wrapped"]]
+    assert not bad, (f"{deck}: code or output lines wider than the slide (they wrap; shorten them in the lab or deck)\n"
                      + "\n".join(bad))
 
 

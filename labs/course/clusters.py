@@ -4,6 +4,7 @@
   free port), or on the cluster named by ``$DASK_SCHEDULER_ADDRESS`` / ``$DASK_SCHEDULER_FILE``.
 * ``compute(obj, client)`` computes with a deadline: a paused, killed or stuck cluster ends in a
   ``ClusterTrouble`` error that says what happened and what to try, never in an endless wait.
+  ``wait_for(futures, client)`` does the same for futures you submitted yourself.
 
 * ``CommandLineCluster``  starts ``dask scheduler`` and ``dask worker`` as separate processes on
   127.0.0.1, exactly the commands you would type on the machines of a cluster, and stops them cleanly.
@@ -14,8 +15,8 @@
 * ``job_script(kind, ...)`` the batch script dask-jobqueue would submit to SLURM or PBS.
 
 Run as a script it is also a tiny "lab" for the batch-job template ``labs/jobs/run_lab.sbatch``:
-``python labs/course/clusters.py hello`` connects to the cluster named by ``DASK_SCHEDULER_ADDRESS``
-(or ``DASK_SCHEDULER_FILE``) and computes π on it.
+``python labs/course/clusters.py hello`` (:func:`hello`) joins the cluster named by
+``DASK_SCHEDULER_ADDRESS`` through ``client()``, as every lab does, and computes π on it.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import subprocess
 import sys
 import time
 import weakref
+from concurrent.futures import CancelledError
 from pathlib import Path
 
 LOCALHOST = "127.0.0.1"
@@ -48,6 +50,7 @@ def client(n_workers: int = 2, threads_per_worker: int = 1, memory_limit="auto",
     has started a cluster for us (``$DASK_SCHEDULER_ADDRESS`` or ``$DASK_SCHEDULER_FILE`` is set, see
     ``labs/jobs/run_lab.sbatch``), it connects to that one instead and ignores the sizes given here; pass
     ``local_only=True`` where the lesson needs its own limits (a memory demonstration).
+    Closing the client also stops a cluster it started.
     """
     from distributed import Client, LocalCluster
 
@@ -62,7 +65,15 @@ def client(n_workers: int = 2, threads_per_worker: int = 1, memory_limit="auto",
     cluster_kwargs.setdefault("dashboard_address", f"{LOCALHOST}:0")
     cluster = LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker,
                            memory_limit=memory_limit, **cluster_kwargs)
-    return Client(cluster)
+    try:
+        c = Client(cluster)
+    except BaseException:
+        cluster.close()
+        raise
+    # The client owns this cluster: `client.close()` (or leaving `with client(...)`) stops its workers
+    # too, as for `Client()` without an address. (Dask marks that case by a client started without one.)
+    c._start_arg = None
+    return c
 
 
 class ClusterTrouble(RuntimeError):
@@ -73,10 +84,14 @@ DEFAULT_DEADLINE_S = 600.0  # a safety net, not a tuning: $COURSE_DEADLINE_S ove
 PAUSED_GRACE_S = 20.0       # how long every worker may stay paused before we call it stuck
 
 
-def _deadline(timeout) -> float:
+def deadline(timeout: float | None = None) -> float:
+    """Seconds a computation may take: ``timeout`` if given, else ``$COURSE_DEADLINE_S``, else 600."""
     if timeout is not None:
         return float(timeout)
     return float(os.environ.get("COURSE_DEADLINE_S", DEFAULT_DEADLINE_S))
+
+
+_deadline = deadline
 
 
 def _mib(n) -> str:
@@ -86,31 +101,49 @@ def _mib(n) -> str:
 def compute(obj, client, what: str = "the computation", timeout: float | None = None, poll: float = 0.5):
     """``client.compute(obj).result()``, but never an endless wait.
 
-    ``obj`` is anything Dask can compute (a dask or xarray object, a delayed value, or a list of them).
+    ``obj`` is anything Dask can compute (a dask or xarray object, a delayed value), a future (from
+    ``client.submit``), or a list or tuple of them: a list is sent as **one** graph, so tasks the
+    results share run once (what ``dask.compute(a, b)`` does), and a list of results comes back.
     While it runs, the scheduler's view of the workers is checked every ``poll`` seconds:
 
     * every worker *paused* (memory above 80 % of its limit) for ``PAUSED_GRACE_S`` seconds: nothing can
       make progress, so we stop;
-    * a worker *killed* (Dask's ``KilledWorker``, e.g. memory past 95 % of its limit): re-raised as is,
-      with a note on what to try;
+    * a worker *killed* (Dask's ``KilledWorker``, e.g. memory past 95 % of its limit): raised as
+      ``ClusterTrouble`` whose ``__cause__`` is the ``KilledWorker``, with a note on what to try;
     * past the deadline (``timeout`` seconds, else ``$COURSE_DEADLINE_S``, else 600 s): we stop.
 
     Stopping cancels the work, so the cluster is usable again, and raises ``ClusterTrouble``.
     """
+    many = isinstance(obj, (list, tuple))
+    futures = client.compute(list(obj) if many else obj)
+    try:
+        results = wait_for(futures, client, what=what, timeout=timeout, poll=poll)
+    finally:
+        for f in futures if many else [futures]:
+            if not f.done():
+                f.cancel()
+    return results
+
+
+def wait_for(futures, client, what: str = "the computation", timeout: float | None = None, poll: float = 0.5):
+    """The results of ``futures`` (one future or a list), with the deadline and the checks of :func:`compute`.
+
+    For work you submitted yourself (``client.submit``, ``client.map``): ``wait_for(client.map(f, xs), client)``
+    instead of ``client.gather(...)``, which would wait forever on a stuck cluster. It does not cancel
+    the futures when it gives up: they are yours (``client.cancel(futures)``)."""
     from distributed import KilledWorker, wait
 
     limit = _deadline(timeout)
-    future = client.compute(obj)
     start = time.monotonic()
     paused_since = None
     try:
         while True:
             try:
-                wait(future, timeout=poll)
+                wait(futures, timeout=poll)
             except TimeoutError:  # not finished yet: look at the workers
                 pass
             else:
-                return future.result()
+                return client.gather(futures)
             now = time.monotonic()
             workers = client.scheduler_info(n_workers=-1)["workers"].values()
             paused = [w for w in workers if w.get("status") == "paused"]
@@ -132,12 +165,13 @@ def compute(obj, client, what: str = "the computation", timeout: float | None = 
                     f"if nothing moves, look for a paused or restarting worker.")
     except KilledWorker as err:
         raise ClusterTrouble(
-            f"{what} failed: a worker was killed ({err}). Dask restarts a worker whose memory passes 95 % of "
-            f"its limit, and gives up on a task that killed workers repeatedly. Try smaller chunks, fewer "
-            f"threads per worker, or a larger memory_limit.") from err
-    finally:
-        if not future.done():
-            future.cancel()
+            f"{what} failed: a worker was killed ({str(err).split('.')[0]}). Dask restarts a worker whose memory "
+            f"passes 95 % of its limit, and gives up on a task that killed workers repeatedly. Try smaller chunks, "
+            f"fewer threads per worker, or a larger memory_limit.") from err
+    except CancelledError as err:  # e.g. the cluster was restarted (client.restart()) while it waited
+        raise ClusterTrouble(
+            f"{what} was cancelled before it finished ({' '.join(str(err).split())[:200]}). If the cluster "
+            f"was just restarted, run it again.") from err
 
 
 # --------------------------------------------------------------------------- the dask command line
@@ -493,11 +527,15 @@ def find_browser() -> str | None:
     return next((p for p in BROWSER_PATHS if Path(p).exists()), None)
 
 
-def screenshots(pages: dict[str, Path], wait_s: float = 2.5, timeout: float = 90) -> tuple[list[Path], str]:
-    """Screenshot each ``url -> png path`` in a headless browser.
+def screenshots(pages: dict[str, Path], wait_s: float = 2.5, timeout: float = 90,
+                tables: dict[str, tuple[str, int]] | None = None) -> tuple[list[Path], str]:
+    """Screenshot each ``url -> png path`` in a headless browser, at twice the pixel density.
 
-    Returns (the PNGs written, a one-sentence note). Without Playwright or a browser it writes nothing
-    and the note says what to install; it never lets Playwright download a browser."""
+    ``tables`` maps a url to ``(last column, rows)``: its picture is cut to the first table on the page,
+    from the left edge to that column and that many rows below the header, so it stays legible on a
+    slide (the dashboard's Workers page is a wide, mostly empty page). Returns (the PNGs written, a
+    one-sentence note). Without Playwright or a browser it writes nothing and the note says what to
+    install; it never lets Playwright download a browser."""
     try:
         import playwright  # noqa: F401
     except ImportError:
@@ -505,11 +543,17 @@ def screenshots(pages: dict[str, Path], wait_s: float = 2.5, timeout: float = 90
     browser = find_browser()
     if browser is None:
         return [], "No screenshots: no Chromium or Chrome found (install one, or set COURSE_BROWSER to its path)."
-    args = [sys.executable, str(Path(__file__).resolve()), "screenshot", browser, str(wait_s)]
+    jobs = []
     for url, path in pages.items():
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        args += [url, str(path)]
+        jobs.append({"url": url, "path": str(path), "table": (tables or {}).get(url)})
+    args = [sys.executable, str(Path(__file__).resolve()), "screenshot", browser, str(wait_s), json.dumps(jobs)]
     env = dict(os.environ, PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD="1")
+    # When the browser closes a dashboard page, Bokeh (serving the dashboard in this process for a
+    # LocalCluster) logs a harmless AssertionError traceback through tornado: keep it off the screen.
+    import logging
+
+    logging.getLogger("tornado.application").setLevel(logging.CRITICAL)
     try:
         # A separate process: Playwright's sync API cannot run inside Jupyter's event loop, and a
         # hung browser is easy to stop from outside.
@@ -517,23 +561,31 @@ def screenshots(pages: dict[str, Path], wait_s: float = 2.5, timeout: float = 90
     except subprocess.TimeoutExpired:
         return [], f"No screenshots: the browser did not finish within {timeout:.0f} s."
     written = [Path(p) for p in pages.values() if Path(p).exists()]
+    name = Path(browser).name
     if out.returncode != 0 or len(written) < len(pages):
         last = (out.stderr.strip().splitlines() or ["unknown error"])[-1]
-        return written, f"Screenshots failed with {browser}: {last[:200]}"
-    return written, f"{len(written)} screenshot(s) taken with {browser} (headless)."
+        return written, f"Screenshots failed with {name}: {last[:200]}"
+    return written, f"{len(written)} screenshot(s) taken with {name} (headless)."
 
 
-def _screenshot_main(browser: str, wait_s: str, *url_path: str) -> None:
+def _screenshot_main(browser: str, wait_s: str, jobs: str) -> None:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=browser, args=["--headless", "--no-sandbox", "--disable-gpu"])
         try:
-            page = b.new_page(viewport={"width": 1400, "height": 850})
-            for url, path in zip(url_path[::2], url_path[1::2]):
-                page.goto(url, wait_until="load", timeout=30_000)
+            page = b.new_page(viewport={"width": 1400, "height": 850}, device_scale_factor=2)
+            for job in json.loads(jobs):
+                page.goto(job["url"], wait_until="load", timeout=30_000)
                 page.wait_for_timeout(float(wait_s) * 1000)  # let the Bokeh plots draw and update
-                page.screenshot(path=path)
+                clip = None
+                if job["table"]:
+                    last_column, rows = job["table"]
+                    box = page.get_by_text(last_column, exact=True).first.bounding_box(timeout=10_000)
+                    if box:  # header row at box["y"]; rows of about 25 px below it
+                        clip = {"x": 10, "y": box["y"] - 8, "width": box["x"] + box["width"] + 20 - 10,
+                                "height": 25 * (rows + 1) + 12}
+                page.screenshot(path=job["path"], clip=clip)
         finally:
             b.close()
 
@@ -559,29 +611,32 @@ def job_script(kind: str, *, cores: int, memory: str, walltime: str, queue: str,
 # --------------------------------------------------------------------------- a tiny lab for batch jobs
 
 
-def _hello() -> int:
-    """Connect to the cluster a batch job started and run π on it (used by run_lab.sbatch's self-test)."""
-    from distributed import Client
+def hello() -> int:
+    """A tiny lab for batch jobs: use the cluster the job started, compute π on it, say where it ran.
 
+    ``client()`` finds the job's cluster through ``$DASK_SCHEDULER_ADDRESS``, exactly as every lab does;
+    the π slices go to the job's workers (``wait_for`` gives them a deadline)."""
     from course import pi
 
-    sched_file = os.environ.get("DASK_SCHEDULER_FILE")
-    client = Client(scheduler_file=sched_file) if sched_file and not os.environ.get("DASK_SCHEDULER_ADDRESS") \
-        else Client()  # Client() reads DASK_SCHEDULER_ADDRESS
-    with client:
-        workers = client.scheduler_info(n_workers=-1)["workers"]
+    with client() as c:  # joins $DASK_SCHEDULER_ADDRESS when the job set it; else starts a LocalCluster
+        workers = c.scheduler_info(n_workers=-1)["workers"]
         n = 20_000_000
-        parts = client.map(pi.pi_slice_numpy, *zip(*pi.slices(n, 2 * len(workers))), n=n)
-        pi = sum(client.gather(parts))
-        print(f"connected to {client.scheduler.address}: {len(workers)} workers; pi={pi!r}", flush=True)
+        starts, stops = zip(*pi.slices(n, 2 * len(workers)))
+        parts = c.map(pi.pi_slice_numpy, starts, stops, n=n)
+        estimate = sum(wait_for(parts, c, what="pi on the job's cluster", timeout=120))
+        ran_on = sorted({w for who in c.who_has(parts).values() for w in who})
+        joined = c.scheduler.address == os.environ.get("DASK_SCHEDULER_ADDRESS")
+        how = "joined the job's cluster" if joined else "started its own cluster"
+        print(f"{how} at {c.scheduler.address}: {len(workers)} workers", flush=True)
+        print(f"pi={estimate!r}; the slices ran on {len(ran_on)} of its workers", flush=True)
     return 0
 
 
 if __name__ == "__main__":
     sys.path.insert(0, str(LABS))  # run as a script: make `import course` work
     if len(sys.argv) > 1 and sys.argv[1] == "screenshot":
-        _screenshot_main(*sys.argv[2:])
+        _screenshot_main(*sys.argv[2:5])
     elif len(sys.argv) > 1 and sys.argv[1] == "hello":
-        sys.exit(_hello())
+        sys.exit(hello())
     else:
         print(__doc__)

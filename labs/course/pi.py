@@ -6,15 +6,24 @@ Dask workers and MPI ranks (``from course import pi``).
 * **Midpoint-rule slices** (labs 04–05): ``slices``, ``pi_slice_python``, ``pi_slice_numpy``.
 * **MPI** (lab 05): ``mpiexec -n 2 python -m course.pi mpi N`` (run from ``labs/``), and ``parse``.
 
-The compiled darts (Numba, Cython) live beside this file in ``pi_numba.py`` and ``pi_cython.pyx``: they
-import Numba or need a compiler, and a worker process that only wants NumPy should not pay for that.
+The compiled darts (Numba, Cython, C++) live beside this file in ``pi_numba.py``, ``pi_cython.pyx`` and
+``pi_cpp.cpp``: they import Numba or need a compiler, and a worker process that only wants NumPy should
+not pay for that.
 
 Throw darts at the unit square; the fraction that lands inside the quarter circle x² + y² ≤ 1 is π/4.
 
-The work is split into *chunks*. Chunk ``i`` of a run with seed ``base`` always draws its random numbers
-from a generator seeded with ``(base, i)``, so the total number of hits does not depend on how many
-workers share the chunks, nor on which worker gets which chunk: serial and parallel runs give the same
-answer, bit for bit.
+The work is split into *chunks*. Chunk ``i`` of a run with seed ``base`` always starts its random numbers
+from ``chunk_seed(base, i)``, whichever generator draws them, so the total number of hits does not depend
+on how many workers share the chunks, nor on which worker gets which chunk: serial and parallel runs give
+the same answer, bit for bit. Four ways to draw the darts, all started from that seed:
+
+* ``count_hits_python``   a Python loop over ``random.Random`` (Mersenne Twister, MT19937), labs 01–02;
+* ``count_hits_numpy``    NumPy's own generator (PCG64), in blocks, labs 01–03;
+* ``count_hits_splitmix`` a Python loop over *SplitMix64*, a generator of a few integer operations that
+  Numba, Cython and C++ compile to the same machine-level steps: lab 03's like-for-like π ladder;
+* ``count_hits_splitmix_numpy``  the same SplitMix64 darts, drawn by whole-array NumPy operations.
+
+The two SplitMix64 versions and every compiled one count exactly the same hits for the same chunk.
 
 These functions live in a module rather than in the labs because of the *spawn* start method (the
 default on macOS and Windows): a spawned worker process starts a fresh Python, imports the module
@@ -54,9 +63,74 @@ def split(n: int, chunks: int) -> list[int]:
     return [q + (i < r) for i in range(chunks)]
 
 
+# ---------------------------------------------------------------------------------------------------
+# The random numbers. SplitMix64 (Steele, Lea & Flood 2014) steps a 64-bit state by a constant γ and
+# scrambles it with mix64. These few lines serve Python ints, NumPy uint64 arrays, and Numba, which
+# compiles this very code (course/pi_numba.py); pi_cython.pyx and pi_cpp.cpp spell the same steps in
+# their own languages.
+
+MASK = (1 << 64) - 1  # keeps Python ints to 64 bits, as the machine's integers wrap by themselves
+GAMMA = 0x9E3779B97F4A7C15  # the golden-ratio increment
+TO_UNIT = 2.0**-53  # the top 53 bits of a 64-bit integer -> a float in [0, 1)
+
+
+def mix64(z):
+    """SplitMix64's scrambler: a 64-bit integer (or array of them) -> a random-looking one."""
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK
+    return z ^ (z >> 31)
+
+
+def chunk_seed(base: int, i: int) -> int:
+    """The seed of chunk ``i`` of a run with seed ``base``: the one place the course seeds its darts."""
+    return mix64((base * GAMMA + i) & MASK)
+
+
+def chunk_seeds(base: int, chunks: int) -> np.ndarray:
+    """``chunk_seed(base, i)`` for ``i`` in ``range(chunks)``, as the uint64 array compiled code takes."""
+    return np.array([chunk_seed(base, i) for i in range(chunks)], dtype=np.uint64)
+
+
+def splitmix_hits(n, seed):
+    """Hits among ``n`` SplitMix64 darts from state ``seed``: a plain loop, which Numba compiles as is."""
+    state = seed & MASK
+    hits = 0
+    for _ in range(n):
+        state = (state + GAMMA) & MASK
+        x = (mix64(state) >> 11) * TO_UNIT
+        state = (state + GAMMA) & MASK
+        y = (mix64(state) >> 11) * TO_UNIT
+        if x * x + y * y <= 1.0:
+            hits += 1
+    return hits
+
+
+def count_hits_splitmix(n: int, base: int = 0, i: int = 0) -> int:
+    """Hits in n SplitMix64 darts (chunk i of seed base), by the plain Python loop above."""
+    return splitmix_hits(n, chunk_seed(base, i))
+
+
+def count_hits_splitmix_numpy(n: int, base: int = 0, i: int = 0) -> int:
+    """The same darts as :func:`count_hits_splitmix`, drawn with whole-array NumPy operations.
+
+    Dart k (from 0) of a chunk takes states ``seed + (2k+1)·γ`` and ``seed + (2k+2)·γ``; NumPy's uint64
+    arithmetic wraps around like the machine's, so no mask is needed for the arrays."""
+    seed = chunk_seed(base, i)
+    block = BLOCK // 2
+    steps = np.arange(1, 2 * block + 1, dtype=np.uint64) * np.uint64(GAMMA)  # (1..2m)·γ, wrapped
+    hits = 0
+    for start in range(0, n, block):
+        m = min(block, n - start)
+        state = steps[: 2 * m] + np.uint64((seed + 2 * start * GAMMA) & MASK)
+        u = (mix64(state) >> 11) * TO_UNIT
+        x, y = u[0::2], u[1::2]
+        hits += int(np.count_nonzero(x * x + y * y <= 1.0))
+    return hits
+
+
 def count_hits_python(n: int, base: int = 0, i: int = 0) -> int:
     """Hits in n darts (chunk i of seed base), by a plain Python loop."""
-    rng = random.Random(f"pi:{base}:{i}")  # the same stream on every platform
+    rng = random.Random(chunk_seed(base, i))  # Mersenne Twister
     hits = 0
     for _ in range(n):
         x = rng.random()
@@ -68,7 +142,7 @@ def count_hits_python(n: int, base: int = 0, i: int = 0) -> int:
 
 def count_hits_numpy(n: int, base: int = 0, i: int = 0) -> int:
     """Hits in ``n`` darts, drawn by NumPy in blocks of at most ``BLOCK`` (chunk ``i`` of seed ``base``)."""
-    rng = np.random.default_rng([base, i])
+    rng = np.random.default_rng(chunk_seed(base, i))  # PCG64, NumPy's default generator
     if not hasattr(_buffers, "xy"):
         _buffers.xy = np.empty((2, BLOCK)), np.empty(BLOCK, dtype=bool)
     (xs, ys), inside = _buffers.xy
@@ -92,7 +166,8 @@ def hits_of_chunk(task: tuple) -> int:
     return COUNTERS[kind](n, base, i)
 
 
-COUNTERS = {"python": count_hits_python, "numpy": count_hits_numpy}
+COUNTERS = {"python": count_hits_python, "numpy": count_hits_numpy,
+            "splitmix": count_hits_splitmix, "splitmix-numpy": count_hits_splitmix_numpy}
 
 
 def tasks(kind: str, n: int, chunks: int, base: int = 0) -> list[tuple]:

@@ -1,10 +1,10 @@
-"""π by Monte-Carlo compiled with Numba (lab 03), and the same generator in plain Python for checking.
+"""π by Monte-Carlo compiled with Numba (lab 03): the SplitMix64 darts of ``course.pi``, compiled.
 
-Every version here draws its darts from the same tiny random-number generator, *SplitMix64*: chunk ``i``
-of seed ``base`` starts from the state ``mix64(base·γ + i)`` and each dart takes two steps of it. Being a
-few integer operations, it compiles to the same machine code in Numba and Cython, so the serial, the
-``prange``, the ``nogil``-thread and the Cython versions all count exactly the same hits, whatever the
-number of threads. (NumPy's own generators cannot be called from compiled loops this freely.)
+``chunk_hits`` is not rewritten here: it *is* ``pi.splitmix_hits``, the plain Python loop, handed to
+Numba's compiler. So the Python loop, the NumPy version, the serial, ``prange`` and ``nogil``-thread
+versions here, and the Cython and C++ kernels, all count exactly the same hits for the same chunk, with
+any number of threads. Every chunk starts from ``pi.chunk_seed(base, i)``: the compiled functions take
+those seeds (a uint64 array from ``pi.chunk_seeds``) rather than seeding anything themselves.
 
 Compiled functions are cached (``cache=True``) in ``$NUMBA_CACHE_DIR`` (the labs point it at ``_build/``),
 so the second run of a lab skips the compilation.
@@ -14,57 +14,33 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit, prange, vectorize
+from numba.extending import register_jitable
 
-GAMMA = np.uint64(0x9E3779B97F4A7C15)  # the golden-ratio increment of SplitMix64
-M1 = np.uint64(0xBF58476D1CE4E5B9)
-M2 = np.uint64(0x94D049BB133111EB)
-S30, S27, S31, S11 = np.uint64(30), np.uint64(27), np.uint64(31), np.uint64(11)
-TO_UNIT = 1.0 / 9007199254740992.0  # 2**-53: the top 53 bits of a 64-bit integer -> a float in [0, 1)
+from course import pi
 
+# Let compiled code call pi.mix64 (Numba compiles it into its callers); in Python it stays as it is.
+register_jitable(pi.mix64)
 
-@njit(cache=True, inline="always")
-def mix64(z):
-    z = (z ^ (z >> S30)) * M1
-    z = (z ^ (z >> S27)) * M2
-    return z ^ (z >> S31)
+# The Python loop, compiled: n (int64) darts from a uint64 seed, without the GIL. The explicit types
+# make Numba convert the seed to uint64 at the call, so that all the arithmetic stays 64-bit unsigned.
+chunk_hits = njit("int64(int64, uint64)", nogil=True, cache=True)(pi.splitmix_hits)
 
 
 @njit(nogil=True, cache=True)
-def chunk_hits(n, base, i):
-    """Hits among ``n`` darts of chunk ``i`` of seed ``base``. ``nogil``: Python threads run it in parallel."""
-    state = mix64(np.uint64(base) * GAMMA + np.uint64(i))
-    hits = 0
-    for _ in range(n):
-        state += GAMMA
-        x = (mix64(state) >> S11) * TO_UNIT
-        state += GAMMA
-        y = (mix64(state) >> S11) * TO_UNIT
-        if x * x + y * y <= 1.0:
-            hits += 1
-    return hits
-
-
-@njit(nogil=True, cache=True)
-def hits_range(n_per_chunk, base, first, last):
-    """Hits of chunks ``first .. last-1``: one thread's share of the chunks."""
+def hits_of_seeds(n_per_chunk, seeds):
+    """Hits of ``n_per_chunk`` darts from each seed, one chunk after another (one thread's share)."""
     total = 0
-    for c in range(first, last):
-        total += chunk_hits(n_per_chunk, base, c)
+    for seed in seeds:
+        total += chunk_hits(n_per_chunk, seed)
     return total
 
 
-@njit(cache=True)
-def hits_serial(n_per_chunk, chunks, base):
-    """All chunks, one after another, on one core."""
-    return hits_range(n_per_chunk, base, 0, chunks)
-
-
 @njit(parallel=True, cache=True)
-def hits_prange(n_per_chunk, chunks, base):
+def hits_prange(n_per_chunk, seeds):
     """All chunks, shared among Numba's threads by ``prange`` (``numba.set_num_threads`` sets how many)."""
     total = 0
-    for c in prange(chunks):
-        total += chunk_hits(n_per_chunk, base, c)  # Numba turns `total +=` into a safe parallel reduction
+    for c in prange(len(seeds)):
+        total += chunk_hits(n_per_chunk, seeds[c])  # Numba turns `total +=` into a safe parallel reduction
     return total
 
 
@@ -75,33 +51,7 @@ def inside_parallel(x, y):
 
 
 # ---------------------------------------------------------------------------------------------------
-# The same generator in plain Python: 100× slower, but it shows the compiled versions count correctly.
-
-_MASK = (1 << 64) - 1
-
-
-def _mix64_py(z: int) -> int:
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK
-    return z ^ (z >> 31)
-
-
-def chunk_hits_reference(n: int, base: int, i: int) -> int:
-    """Plain-Python twin of :func:`chunk_hits` (same darts, same count)."""
-    gamma = 0x9E3779B97F4A7C15
-    state = _mix64_py((base * gamma + i) & _MASK)
-    hits = 0
-    for _ in range(n):
-        state = (state + gamma) & _MASK
-        x = (_mix64_py(state) >> 11) * TO_UNIT
-        state = (state + gamma) & _MASK
-        y = (_mix64_py(state) >> 11) * TO_UNIT
-        hits += x * x + y * y <= 1.0
-    return hits
-
-
-# ---------------------------------------------------------------------------------------------------
-# The threading-layer pitfall (lab 03). Run as: NUMBA_THREADING_LAYER=omp python pi_numba.py
+# The threading-layer pitfall (lab 03). Run from labs/: NUMBA_THREADING_LAYER=omp python -m course.pi_numba
 
 
 def layer_demo(rounds: int = 80, n_per_chunk: int = 4_000_000, threads: int = 2) -> dict:
@@ -122,21 +72,22 @@ def layer_demo(rounds: int = 80, n_per_chunk: int = 4_000_000, threads: int = 2)
 
     import numba
 
-    hits_prange(1000, 8, 0)  # load/compile and start the threading layer outside the timings
-    hits_range(1000, 0, 0, 1)
+    seeds = [pi.chunk_seeds(r, 2 * threads) for r in range(rounds)]
+    hits_prange(1000, seeds[0])  # load/compile and start the threading layer outside the timings
+    hits_of_seeds(1000, seeds[0][:1])
     burnt = []
     for r in range(5):
-        hits_prange(20_000, 2 * threads, r)
+        hits_prange(20_000, seeds[r])
         cpu = time.process_time()  # CPU time of all threads of this process
         time.sleep(0.05)
         burnt.append(time.process_time() - cpu)
     per_round = []
     with ThreadPoolExecutor(threads) as pool:
-        list(pool.map(lambda t: hits_range(1000, 0, t, t + 1), range(threads)))  # start the threads
+        list(pool.map(lambda t: hits_of_seeds(1000, seeds[0][t : t + 1]), range(threads)))  # start the threads
         for r in range(rounds):
-            hits_prange(20_000, 2 * threads, r)  # a short parallel region; its threads are idle after it
+            hits_prange(20_000, seeds[r])  # a short parallel region; its threads are idle after it
             start = time.perf_counter()
-            list(pool.map(lambda t: hits_range(n_per_chunk, r, t, t + 1), range(threads)))
+            list(pool.map(lambda t: hits_of_seeds(n_per_chunk, seeds[r][t : t + 1]), range(threads)))
             per_round.append(time.perf_counter() - start)
     x, y = np.random.default_rng(0).random((2, 4_000_000))
     inside_parallel(x, y)
