@@ -36,6 +36,7 @@ import course
 from course import clusters, ml
 
 warnings.filterwarnings("ignore", message=".*Sending large graph.*")
+ml.quiet_released_run_spec_warnings()   # a harmless scheduler warning about re-used keys (dask/dask#9888)
 DATA_DIR = course.dataset()
 files = sorted(DATA_DIR.glob("era5_*.nc"))
 N = course.usable_cores()
@@ -386,8 +387,8 @@ demo_X = da.random.default_rng(0).random((2_000, 3), chunks=(500, 3))
 demo_y = demo_X @ np.array([1.0, -2.0, 0.5])
 demo_class = (demo_y > 0).astype(int)
 broken = {}
-try:
-    with ml.deadline(client, "Hyperband demo", timeout=120):
+try:  # fails within a second, before any work starts (it cannot run under ml.deadline: async inside)
+    if True:
         HyperbandSearchCV(SGDClassifier(), {"alpha": [1e-4, 1e-3]}, max_iter=3).fit(demo_X, demo_class,
                                                                                     classes=[0, 1])
     broken["HyperbandSearchCV"] = "worked (fixed upstream?)"
@@ -425,6 +426,7 @@ course.table([{"piece": k, "result": v} for k, v in broken.items()])
 # %%
 #| label: xgboost
 import xgboost
+import xgboost.dask
 
 xgb_X = da.from_array(Xs, chunks=(max(1, len(Xs) // N_WORKERS), -1))
 xgb_y = da.from_array(ys, chunks=(xgb_X.chunks[0],))
