@@ -455,6 +455,8 @@ scores = [
 score_rows = [{"model": m, "trained on": rows, "test accuracy": f"{acc:.3f}"} for m, rows, acc in scores]
 print(f"same {len(yt):,} test rows for every model; {course.hardware()}")
 course.table(score_rows)
+
+# %%
 client.close()
 
 # %% [markdown]
