@@ -291,7 +291,7 @@ fig, ax = plt.subplots(figsize=(7, 3.4))
 ax.plot(t, b / 2**20, label="workers while training")
 ax.axhline(idle_now / 2**20, ls="--", color="0.4", label="idle workers")
 ax.axhline(N_WORKERS * memory_limit / 2**20, ls=":", color="k", label="memory limit × workers")
-ax.set(xlabel="seconds", ylabel="MiB", ylim=(0, None))
+ax.set(xlabel="seconds", ylabel="MiB", ylim=(0, 1.1 * N_WORKERS * memory_limit / 2**20))
 ax.legend(loc="lower right")
 plt.show()
 
@@ -358,12 +358,12 @@ print(p_map)
 #| fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Both show wet bands near the equator and in mid-latitudes and dry subtropics; the predicted map is smoother than the observed one."
 import cartopy.crs as ccrs
 
-fig, axes = plt.subplots(1, 2, figsize=(10, 3.2), subplot_kw={"projection": ccrs.Robinson()})
+fig, axes = plt.subplots(1, 2, figsize=(11, 3.6), subplot_kw={"projection": ccrs.Robinson()})
 for ax, field, title in zip(axes, [observed_freq, predicted_freq], ["observed", "predicted"]):
     im = field.plot(ax=ax, transform=ccrs.PlateCarree(), cmap="viridis", vmin=0, vmax=1, add_colorbar=False)
     ax.coastlines(linewidth=0.5)
-    ax.set_title(f"rain in the next step: {title}")
-fig.colorbar(im, ax=axes, shrink=0.8, label="fraction of time steps")
+    ax.set_title(title)
+fig.colorbar(im, ax=axes, orientation="horizontal", shrink=0.5, pad=0.05, label="fraction of time steps with rain next")
 plt.show()
 
 # %% [markdown]
