@@ -1,27 +1,27 @@
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." %% [markdown]
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." # 10 · Machine learning with Dask: training on more data than memory
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother."
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." **Teaching:** 40 min · **Exercises:** 35 min
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother."
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." ## Objectives
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." - Use scikit-learn's estimator interface: `fit`, `predict`, `score`, a train/test split and a pipeline.
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." - Tell a *compute-bound* problem (many fits on data that fit) from a *data-bound* one (data that do not fit).
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." - Parallelise a grid search over a Dask cluster with joblib, and measure the speed-up.
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." - Train a model block by block on features read lazily from NetCDF, with `dask_ml`'s `Incremental`,
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother."   while the workers stay under a memory limit that is smaller than the data.
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." - Compare the model honestly: against trivial baselines and against scikit-learn trained in memory.
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." - Predict the whole dataset lazily with `ParallelPostFit` and put the answer back on a map.
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." - Know which parts of the ecosystem are maintained (xgboost.dask) and which are broken (parts of dask-ml).
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother."
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." ## Why this episode?
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." A flood modeller wants a quick rain classifier: *does it rain at this grid point in the next time
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." step, given the weather there now?* A year of a coarse grid fits in memory and scikit-learn does the
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." job in a few lines. Three years at 1° do not, and a decade at ERA5's resolution never will. The usual
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." answers are "buy a bigger machine" or "subsample and hope". This lab shows a third: let the model see
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." the data in pieces, and **measure** that the workers stay under their memory limit and that the model
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." is as good as one trained in memory.
+# %% [markdown]
+# # 10 · Machine learning with Dask: training on more data than memory
+#
+# **Teaching:** 40 min · **Exercises:** 35 min
+#
+# ## Objectives
+# - Use scikit-learn's estimator interface: `fit`, `predict`, `score`, a train/test split and a pipeline.
+# - Tell a *compute-bound* problem (many fits on data that fit) from a *data-bound* one (data that do not fit).
+# - Parallelise a grid search over a Dask cluster with joblib, and measure the speed-up.
+# - Train a model block by block on features read lazily from NetCDF, with `dask_ml`'s `Incremental`,
+#   while the workers stay under a memory limit that is smaller than the data.
+# - Compare the model honestly: against trivial baselines and against scikit-learn trained in memory.
+# - Predict the whole dataset lazily with `ParallelPostFit` and put the answer back on a map.
+# - Know which parts of the ecosystem are maintained (xgboost.dask) and which are broken (parts of dask-ml).
+#
+# ## Why this episode?
+# A flood modeller wants a quick rain classifier: *does it rain at this grid point in the next time
+# step, given the weather there now?* A year of a coarse grid fits in memory and scikit-learn does the
+# job in a few lines. Three years at 1° do not, and a decade at ERA5's resolution never will. The usual
+# answers are "buy a bigger machine" or "subsample and hope". This lab shows a third: let the model see
+# the data in pieces, and **measure** that the workers stay under their memory limit and that the model
+# is as good as one trained in memory.
 
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." %%
+# %%
 import inspect
 import time
 import warnings
@@ -37,29 +37,29 @@ from course import clusters, ml
 
 warnings.filterwarnings("ignore", message=".*Sending large graph.*")
 warnings.filterwarnings("ignore", message="The total space of parameters")
-ml.quiet_released_run_spec_warnings()    fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." a harmless scheduler warning about re-used keys (dask/dask#9888)
+ml.quiet_released_run_spec_warnings()   # a harmless scheduler warning about re-used keys (dask/dask#9888)
 DATA_DIR = course.dataset()
 files = sorted(DATA_DIR.glob("era5_*.nc"))
 N = course.usable_cores()
-N_WORKERS = min(2, N)           fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." the course rule: at most two workers at the default size
-RAIN_MM = 0.1                   fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." "it rains" = more than 0.1 mm in the time step (a common wet-day threshold)
+N_WORKERS = min(2, N)          # the course rule: at most two workers at the default size
+RAIN_MM = 0.1                  # "it rains" = more than 0.1 mm in the time step (a common wet-day threshold)
 print(f"{len(files)} monthly files ({course.size()} size), {N} usable cores")
 print(course.hardware())
 
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." %% [markdown]
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." ## 1. The task and its features
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother."
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." Each row of our table is one grid point at one time step. The **features** describe the local state
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." now: 2 m temperature, sea surface temperature (over land we use the air temperature instead of a
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." missing value), the two wind components and the wind speed, the land-sea mask, the orography,
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." latitude, season and hour of day (as sine and cosine, so December sits next to January), how much
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." it rained in this step and whether that was above the threshold. The **target** is whether it rains more than 0.1 mm in the *next* time step.
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother."
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." The function below builds both *lazily* from an `xarray.Dataset`: nothing is read until a result is
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." asked for. It is the same function for one month in memory and for three years on disk.
+# %% [markdown]
+# ## 1. The task and its features
+#
+# Each row of our table is one grid point at one time step. The **features** describe the local state
+# now: 2 m temperature, sea surface temperature (over land we use the air temperature instead of a
+# missing value), the two wind components and the wind speed, the land-sea mask, the orography,
+# latitude, season and hour of day (as sine and cosine, so December sits next to January), how much
+# it rained in this step and whether that was above the threshold. The **target** is whether it rains more than 0.1 mm in the *next* time step.
+#
+# The function below builds both *lazily* from an `xarray.Dataset`: nothing is read until a result is
+# asked for. It is the same function for one month in memory and for three years on disk.
 
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." %%
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother."| label: features-code
+# %%
+#| label: features-code
 FEATURES = ["t2m", "sst", "u10", "v10", "wind", "lsm", "z", "sin_lat", "cos_lat",
             "sin_doy", "cos_doy", "sin_hour", "cos_hour", "rain_now", "wet_now"]
 
@@ -70,7 +70,7 @@ def features(ds):
     shape = now.t2m.shape
     chunks = now.t2m.chunks or tuple((n,) for n in shape)
 
-    def column(a):   fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." any array that broadcasts to (time, lat, lon) -> one lazy column
+    def column(a):  # any array that broadcasts to (time, lat, lon) -> one lazy column
         a = da.asarray(a, dtype="f4")
         a = a.rechunk(tuple(c if n > 1 else (1,) for c, n in zip(chunks, a.shape)))
         return da.broadcast_to(a, shape, chunks=chunks).reshape(-1)
@@ -96,20 +96,20 @@ def open_dataset(files, steps_per_block=None):
                              coords="minimal", compat="override")
 
 
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." %% [markdown]
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." ## 2. scikit-learn in ten minutes
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother."
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." Every scikit-learn model is an **estimator**: you create it with its settings, `fit(X, y)` learns
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." from data, `predict(X)` answers for new rows, and `score(X, y)` measures the answer (accuracy for a
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." classifier). A **pipeline** chains steps, here a scaler (every feature to mean 0, standard deviation 1)
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." and a logistic regression, so that the scaling learnt on the training data is applied, unchanged, to
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." the test data. We keep a quarter of the rows back as a **test set** that the model never sees.
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother."
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." One month fits in memory easily, so we load it as NumPy arrays and, to keep the demonstration quick,
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." take a random sample of its rows.
+# %% [markdown]
+# ## 2. scikit-learn in ten minutes
+#
+# Every scikit-learn model is an **estimator**: you create it with its settings, `fit(X, y)` learns
+# from data, `predict(X)` answers for new rows, and `score(X, y)` measures the answer (accuracy for a
+# classifier). A **pipeline** chains steps, here a scaler (every feature to mean 0, standard deviation 1)
+# and a logistic regression, so that the scaling learnt on the training data is applied, unchanged, to
+# the test data. We keep a quarter of the rows back as a **test set** that the model never sees.
+#
+# One month fits in memory easily, so we load it as NumPy arrays and, to keep the demonstration quick,
+# take a random sample of its rows.
 
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." %%
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother."| label: sklearn-basics
+# %%
+#| label: sklearn-basics
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
@@ -124,7 +124,7 @@ model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500))
 t0 = time.perf_counter()
 model.fit(X_tr, y_tr)
 fit_s = time.perf_counter() - t0
-always_dry = 1 - y_te.mean()                              fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." accuracy of "it never rains"
+always_dry = 1 - y_te.mean()                             # accuracy of "it never rains"
 persistence = ((X_te[:, FEATURES.index("wet_now")] > 0.5) == y_te).mean()
 month_scores = {"always dry": always_dry, "persistence (rain next if it rains now)": persistence,
                 "logistic regression": model.score(X_te, y_te)}
@@ -132,32 +132,32 @@ print(f"one month: {X_month.shape[0]:,} rows × {X_month.shape[1]} features, {X_
       f"fit on {len(y_tr):,} rows in {fit_s:.2f} s")
 course.table([{"model (one month)": k, "test accuracy": f"{v:.3f}"} for k, v in month_scores.items()])
 
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." %% [markdown]
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." The model beats "always dry" by far, so the target is learnable from these features, and it at
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." least matches persistence, a hard trivial forecast to beat for rain: most of what a linear model
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." learns here is "rain tends to go on". (Always check this first. A model that cannot beat the
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." trivial forecasts on one month will not beat them on ten years either.) `predict` gives the class, `predict_proba` the probability of rain:
+# %% [markdown]
+# The model beats "always dry" by far, so the target is learnable from these features, and it at
+# least matches persistence, a hard trivial forecast to beat for rain: most of what a linear model
+# learns here is "rain tends to go on". (Always check this first. A model that cannot beat the
+# trivial forecasts on one month will not beat them on ten years either.) `predict` gives the class, `predict_proba` the probability of rain:
 
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." %%
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother."| label: predict
+# %%
+#| label: predict
 print("predicted:", model.predict(X_te[:8]))
 print("observed: ", y_te[:8])
 print("P(rain):  ", model.predict_proba(X_te[:8])[:, 1].round(2))
 
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." %% [markdown]
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." ## 3. Compute-bound: many fits on data that fit
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother."
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." Choosing a model's settings (its *hyper-parameters*) means fitting it many times: a grid search
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." tries every combination, each with k-fold cross-validation. The data fit in memory; the *work* is
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." the problem. Each fit is independent, so this is embarrassingly parallel, and scikit-learn runs the
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." fits through **joblib**. `joblib.parallel_backend("dask")` sends them to a Dask cluster instead of
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." local processes: the same code then uses every worker of a cluster, on one machine or on many.
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother."
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." We search a random forest (a model whose single fit is slow enough to be worth spreading) on a
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." sample of the month, once on one core and once on the cluster.
+# %% [markdown]
+# ## 3. Compute-bound: many fits on data that fit
+#
+# Choosing a model's settings (its *hyper-parameters*) means fitting it many times: a grid search
+# tries every combination, each with k-fold cross-validation. The data fit in memory; the *work* is
+# the problem. Each fit is independent, so this is embarrassingly parallel, and scikit-learn runs the
+# fits through **joblib**. `joblib.parallel_backend("dask")` sends them to a Dask cluster instead of
+# local processes: the same code then uses every worker of a cluster, on one machine or on many.
+#
+# We search a random forest (a model whose single fit is slow enough to be worth spreading) on a
+# sample of the month, once on one core and once on the cluster.
 
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." %%
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother."| label: grid-search
+# %%
+#| label: grid-search
 import joblib
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.model_selection import GridSearchCV
@@ -173,7 +173,7 @@ serial_s = time.perf_counter() - t0
 
 client = clusters.client(n_workers=N_WORKERS, threads_per_worker=1)
 print(f"dashboard: {client.dashboard_link}")
-idle_rss = ml.idle_worker_bytes(client)      fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." measured here, used in section 4 to size the memory limit
+idle_rss = ml.idle_worker_bytes(client)     # measured here, used in section 4 to size the memory limit
 with joblib.parallel_backend("dask", wait_for_workers_timeout=60):
     t0 = time.perf_counter()
     parallel = GridSearchCV(forest, grid, cv=3, n_jobs=-1).fit(X_tr[pick], y_tr[pick])
@@ -185,35 +185,35 @@ grid_rows = [{"run": "one core (n_jobs=1)", "workers": 1, "time": f"{serial_s:.1
 print(f"{n_fits} fits; best {parallel.best_params_}, CV accuracy {parallel.best_score_:.3f}; {course.hardware()}")
 course.table(grid_rows)
 
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." %%
-client.close()    fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." section 4 starts a cluster with a memory limit computed from idle_rss
+# %%
+client.close()   # section 4 starts a cluster with a memory limit computed from idle_rss
 
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." %% [markdown]
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." The best settings are the same either way (the check cell tests it); only the time differs. The
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." speed-up is at most the number of workers, less when the machine is busy or the fits are short
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." compared with shipping the data to the workers.
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother."
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." **When the data fit but the fitting is slow, parallelise the fits.** When the data do not fit, no
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." amount of parallel fitting helps: the model has to see the data in pieces.
+# %% [markdown]
+# The best settings are the same either way (the check cell tests it); only the time differs. The
+# speed-up is at most the number of workers, less when the machine is busy or the fits are short
+# compared with shipping the data to the workers.
+#
+# **When the data fit but the fitting is slow, parallelise the fits.** When the data do not fit, no
+# amount of parallel fitting helps: the model has to see the data in pieces.
 
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." %% [markdown]
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." ## 4. Data-bound: training on more data than the workers may hold
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother."
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." Now the whole dataset. We open every file lazily, in **blocks** of a few time steps, and build the
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." same features. The block size comes from a target size for one block of features; the workers'
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." memory limit comes from what an idle worker measured above plus room for a few blocks in flight.
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." Nothing here is tuned to this machine: the limit follows from measurements and block sizes.
+# %% [markdown]
+# ## 4. Data-bound: training on more data than the workers may hold
+#
+# Now the whole dataset. We open every file lazily, in **blocks** of a few time steps, and build the
+# same features. The block size comes from a target size for one block of features; the workers'
+# memory limit comes from what an idle worker measured above plus room for a few blocks in flight.
+# Nothing here is tuned to this machine: the limit follows from measurements and block sizes.
 
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." %%
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother."| label: lazy-features
-BLOCK_BYTES = 32 * 2**20                           fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." one block of features: tens of MiB, as in episode 04
+# %%
+#| label: lazy-features
+BLOCK_BYTES = 32 * 2**20                          # one block of features: tens of MiB, as in episode 04
 with xr.open_dataset(files[0]) as first:
     points = first.latitude.size * first.longitude.size
 steps_per_block = max(1, round(BLOCK_BYTES / (points * len(FEATURES) * 4)))
 ds = open_dataset(files, steps_per_block)
 X, y = features(ds)
-block_bytes = max(X.chunks[0]) * len(FEATURES) * 8       fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." the float64 copy a model makes of one block
-budget = 6 * block_bytes                                 fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." a few blocks in flight: read, decode, scale, fit
+block_bytes = max(X.chunks[0]) * len(FEATURES) * 8      # the float64 copy a model makes of one block
+budget = 6 * block_bytes                                # a few blocks in flight: read, decode, scale, fit
 memory_limit = int(max(idle_rss) + budget)
 print(f"X: {X.shape[0]:,} rows × {X.shape[1]} features = {X.nbytes / 2**30:.2f} GiB (float32), "
       f"in {X.numblocks[0]} blocks of {steps_per_block} time steps")
@@ -221,26 +221,26 @@ print(f"worker memory limit = idle {max(idle_rss) / 2**20:.0f} MiB + 6 × {block
       f"= {memory_limit / 2**20:.0f} MiB; {N_WORKERS} workers")
 X
 
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." %% [markdown]
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." `dask_ml` mirrors scikit-learn's tools for Dask arrays. Its `train_test_split` splits every block
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." at random (no row moves between blocks, so nothing is loaded), and its `StandardScaler` learns the
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." means and standard deviations in one pass over the data. Then the model: `SGDClassifier` (a logistic
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." regression trained by stochastic gradient descent) has a `partial_fit` method that updates the model
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." with one batch of rows (`average=True` keeps the average of the weights over the pass, which is
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." much steadier after a single pass than the last weights). `Incremental` wraps it and calls `partial_fit` on one block after another.
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother."
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." `Incremental.fit(X, y)` would walk through all blocks in one computation. But the blocks can be
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." read and prepared faster than the model, a chain, can eat them, and Dask would read ahead and hold
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." the blocks waiting their turn: memory would grow with the data. So we hand `Incremental.partial_fit`
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." a few blocks at a time (as many as there are workers), in a shuffled order: the workers read those
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." blocks in parallel, the model learns from them, and only then are the next ones read.
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother."
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." dask-ml starts these computations itself (`dask.compute` inside `fit`). So that they too have a
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." deadline and say what went wrong instead of hanging, we run them inside `ml.deadline(client, ...)`,
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." which sends every computation in the block through the same watch as `clusters.compute`.
+# %% [markdown]
+# `dask_ml` mirrors scikit-learn's tools for Dask arrays. Its `train_test_split` splits every block
+# at random (no row moves between blocks, so nothing is loaded), and its `StandardScaler` learns the
+# means and standard deviations in one pass over the data. Then the model: `SGDClassifier` (a logistic
+# regression trained by stochastic gradient descent) has a `partial_fit` method that updates the model
+# with one batch of rows (`average=True` keeps the average of the weights over the pass, which is
+# much steadier after a single pass than the last weights). `Incremental` wraps it and calls `partial_fit` on one block after another.
+#
+# `Incremental.fit(X, y)` would walk through all blocks in one computation. But the blocks can be
+# read and prepared faster than the model, a chain, can eat them, and Dask would read ahead and hold
+# the blocks waiting their turn: memory would grow with the data. So we hand `Incremental.partial_fit`
+# a few blocks at a time (as many as there are workers), in a shuffled order: the workers read those
+# blocks in parallel, the model learns from them, and only then are the next ones read.
+#
+# dask-ml starts these computations itself (`dask.compute` inside `fit`). So that they too have a
+# deadline and say what went wrong instead of hanging, we run them inside `ml.deadline(client, ...)`,
+# which sends every computation in the block through the same watch as `clusters.compute`.
 
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." %%
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother."| label: incremental-train
+# %%
+#| label: incremental-train
 from dask_ml.model_selection import train_test_split as dask_split
 from dask_ml.preprocessing import StandardScaler as DaskScaler
 from dask_ml.wrappers import Incremental
@@ -254,12 +254,12 @@ with ml.deadline(client, "learning the feature scaling"):
 sgd = SGDClassifier(loss="log_loss", alpha=1e-5, average=True, random_state=0)
 incremental = Incremental(sgd, scoring="accuracy", random_state=0)
 X_scaled = scaler.transform(X_train)
-order = np.random.default_rng(0).permutation(X_scaled.numblocks[0])    fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." blocks in a shuffled order
+order = np.random.default_rng(0).permutation(X_scaled.numblocks[0])   # blocks in a shuffled order
 sampler = clusters.WorkerMemorySampler()
 idle_now = sum(ml.idle_worker_bytes(client))
 with ml.deadline(client, "training block by block"), sampler.sample("training"):
     t0 = time.perf_counter()
-    for i in range(0, len(order), N_WORKERS):        fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." a few blocks per call: read in parallel, fit in turn
+    for i in range(0, len(order), N_WORKERS):       # a few blocks per call: read in parallel, fit in turn
         some = order[i:i + N_WORKERS]
         incremental.partial_fit(X_scaled.blocks[some], y_train.blocks[some], classes=[0, 1])
     train_s = time.perf_counter() - t0
@@ -276,16 +276,16 @@ train_rows = [
 print(course.hardware())
 course.table(train_rows)
 
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." %% [markdown]
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." Look at the numbers: the workers' peak stays near the idle memory plus a few blocks, while the model
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." has seen every training row. The data could be ten times larger and the peak would not move, only
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." the time. (With `COURSE_SIZE=workshop` the training features are many times the memory the workers
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." may use.)
+# %% [markdown]
+# Look at the numbers: the workers' peak stays near the idle memory plus a few blocks, while the model
+# has seen every training row. The data could be ten times larger and the peak would not move, only
+# the time. (With `COURSE_SIZE=workshop` the training features are many times the memory the workers
+# may use.)
 
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." %%
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother."| label: fig-memory
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother."| fig-cap: "Memory of the worker processes (sum, from the operating system) while the model trains block by block, against the idle workers and the sum of their memory limits."
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother."| fig-alt: "Line chart of worker memory in MiB against seconds during training. The line stays flat a little above the dashed idle line and far below the dotted line of the workers' combined memory limit."
+# %%
+#| label: fig-memory
+#| fig-cap: "Memory of the worker processes (sum, from the operating system) while the model trains block by block, against the idle workers and the sum of their memory limits."
+#| fig-alt: "Line chart of worker memory in MiB against seconds during training. The line stays flat a little above the dashed idle line and far below the dotted line of the workers' combined memory limit."
 t, b = np.array(sampler.samples["training"]).T
 fig, ax = plt.subplots(figsize=(7, 3.4))
 ax.plot(t, b / 2**20, label="workers while training")
@@ -295,24 +295,24 @@ ax.set(xlabel="seconds", ylabel="MiB", ylim=(0, 1.1 * N_WORKERS * memory_limit /
 ax.legend(loc="lower right")
 plt.show()
 
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." %% [markdown]
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." ## 5. Same model, honest comparison
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother."
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." A score means little alone. We compare four models on the **same** test rows (a sample of the test
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." set small enough to hold in memory):
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother."
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." - *always dry*: the climatological answer for most points;
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." - *persistence*: rain in the next step if it rains now;
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." - *scikit-learn in memory*: the same scaler and linear model, trained on a subsample of the training
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother."   rows that fits in memory (all a single machine could do without Dask);
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." - *dask-ml `Incremental`*: trained on every training row, block by block (its `predict` also works
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother."   block by block on Dask arrays, like `ParallelPostFit` below);
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." - *xgboost.dask* (gradient-boosted trees, trained across the workers): see section 7.
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother."
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." Strided slices (`X_test[::k]`) take a sample without shuffling the data.
+# %% [markdown]
+# ## 5. Same model, honest comparison
+#
+# A score means little alone. We compare four models on the **same** test rows (a sample of the test
+# set small enough to hold in memory):
+#
+# - *always dry*: the climatological answer for most points;
+# - *persistence*: rain in the next step if it rains now;
+# - *scikit-learn in memory*: the same scaler and linear model, trained on a subsample of the training
+#   rows that fits in memory (all a single machine could do without Dask);
+# - *dask-ml `Incremental`*: trained on every training row, block by block (its `predict` also works
+#   block by block on Dask arrays, like `ParallelPostFit` below);
+# - *xgboost.dask* (gradient-boosted trees, trained across the workers): see section 7.
+#
+# Strided slices (`X_test[::k]`) take a sample without shuffling the data.
 
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." %%
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother."| label: samples
+# %%
+#| label: samples
 SAMPLE_ROWS = 200_000
 k_test = max(1, X_test.shape[0] // SAMPLE_ROWS)
 k_train = max(1, X_train.shape[0] // SAMPLE_ROWS)
@@ -324,18 +324,18 @@ in_memory.fit(Xs, ys)
 in_memory_s = time.perf_counter() - t0
 print(f"test sample {len(yt):,} rows; in-memory training sample {len(ys):,} rows ({Xs.nbytes / 2**20:.0f} MiB)")
 
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." %% [markdown]
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." ## 6. Predicting at scale, back onto the map
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother."
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." `ParallelPostFit` wraps any fitted scikit-learn estimator so that `predict` and `predict_proba`
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." return lazy Dask arrays, computed block by block on the workers. Here we wrap a pipeline of the
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." learnt scaling and the trained model, predict the probability of rain for every row of the dataset,
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." and reshape it back to (time, latitude, longitude): an `xarray.DataArray` with the coordinates of the
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." data. One reduction then gives the map of how often the model expects rain, next to how often it
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." rained.
+# %% [markdown]
+# ## 6. Predicting at scale, back onto the map
+#
+# `ParallelPostFit` wraps any fitted scikit-learn estimator so that `predict` and `predict_proba`
+# return lazy Dask arrays, computed block by block on the workers. Here we wrap a pipeline of the
+# learnt scaling and the trained model, predict the probability of rain for every row of the dataset,
+# and reshape it back to (time, latitude, longitude): an `xarray.DataArray` with the coordinates of the
+# data. One reduction then gives the map of how often the model expects rain, next to how often it
+# rained.
 
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." %%
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother."| label: parallel-post-fit
+# %%
+#| label: parallel-post-fit
 from dask_ml.wrappers import ParallelPostFit
 from sklearn.preprocessing import StandardScaler as SkScaler
 
@@ -343,7 +343,7 @@ fitted_scaler = SkScaler()
 for attr in ("mean_", "scale_", "var_", "n_samples_seen_", "n_features_in_"):
     setattr(fitted_scaler, attr, getattr(scaler, attr))
 predictor = ParallelPostFit(make_pipeline(fitted_scaler, incremental.estimator_))
-p_rain = predictor.predict_proba(X)[:, 1]                      fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." lazy: nothing computed yet
+p_rain = predictor.predict_proba(X)[:, 1]                     # lazy: nothing computed yet
 grid_now = ds.t2m.isel(time=slice(0, -1))
 p_map = xr.DataArray(p_rain.reshape(grid_now.shape).rechunk(grid_now.chunks), coords=grid_now.coords,
                      dims=grid_now.dims, name="p_rain")
@@ -352,10 +352,10 @@ with ml.deadline(client, "the maps of predicted and observed rain frequency"):
     predicted_freq, observed_freq = dask.compute(p_map.mean("time"), observed.mean("time"))
 print(p_map)
 
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." %%
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother."| label: fig-rain-maps
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother."| fig-cap: "How often it rains in the next time step: observed in the dataset (left) and the mean predicted probability of the incremental model over every time step (right)."
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother."| fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother."
+# %%
+#| label: fig-rain-maps
+#| fig-cap: "How often it rains in the next time step: observed in the dataset (left) and the mean predicted probability of the incremental model over every time step (right)."
+#| fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother."
 import cartopy.crs as ccrs
 
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.6), subplot_kw={"projection": ccrs.Robinson()})
@@ -366,24 +366,24 @@ for ax, field, title in zip(axes, [observed_freq, predicted_freq], ["observed", 
 fig.colorbar(im, ax=axes, orientation="horizontal", shrink=0.5, pad=0.05, label="fraction of time steps with rain next")
 plt.show()
 
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." %% [markdown]
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." ## 7. Where the ecosystem stands
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother."
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." **dask-ml is in maintenance.** Version 2025.1.0 works for what this lab uses (`Incremental`,
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." `ParallelPostFit`, `StandardScaler`, `train_test_split`), but two of its well-known pieces fail with
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." current Dask, and you should know before you build on them:
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother."
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." - `HyperbandSearchCV` and `IncrementalSearchCV` (adaptive hyper-parameter search) stop with
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother."   *"Attempting to use an asynchronous Client in a synchronous context"* (dask/dask-ml#1016).
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother."   Workaround: `GridSearchCV` / `RandomizedSearchCV` from scikit-learn with the joblib Dask backend
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother."   (section 3), on a sample that fits.
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." - `dask_ml.metrics.r2_score`, and so the default `score` of every dask-ml **regressor**, fails
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother."   (dask/dask-ml#1012). Workaround: compute R² yourself from Dask arrays, as below.
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother."
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." The cell below shows both failures, caught, and the R² workaround.
+# %% [markdown]
+# ## 7. Where the ecosystem stands
+#
+# **dask-ml is in maintenance.** Version 2025.1.0 works for what this lab uses (`Incremental`,
+# `ParallelPostFit`, `StandardScaler`, `train_test_split`), but two of its well-known pieces fail with
+# current Dask, and you should know before you build on them:
+#
+# - `HyperbandSearchCV` and `IncrementalSearchCV` (adaptive hyper-parameter search) stop with
+#   *"Attempting to use an asynchronous Client in a synchronous context"* (dask/dask-ml#1016).
+#   Workaround: `GridSearchCV` / `RandomizedSearchCV` from scikit-learn with the joblib Dask backend
+#   (section 3), on a sample that fits.
+# - `dask_ml.metrics.r2_score`, and so the default `score` of every dask-ml **regressor**, fails
+#   (dask/dask-ml#1012). Workaround: compute R² yourself from Dask arrays, as below.
+#
+# The cell below shows both failures, caught, and the R² workaround.
 
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." %%
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother."| label: broken-pieces
+# %%
+#| label: broken-pieces
 from dask_ml.metrics import r2_score
 from dask_ml.model_selection import HyperbandSearchCV
 
@@ -398,7 +398,7 @@ try:
 except Exception as err:
     broken["dask_ml r2_score"] = f"{type(err).__name__}: {str(err)[:70]}"
 
-try:   fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." fails within a second, before any work starts (not under ml.deadline: it runs an async client)
+try:  # fails within a second, before any work starts (not under ml.deadline: it runs an async client)
     HyperbandSearchCV(SGDClassifier(), {"alpha": [1e-4, 1e-3]}, max_iter=3).fit(demo_X, demo_class, classes=[0, 1])
     broken["HyperbandSearchCV"] = "worked (fixed upstream?)"
 except Exception as err:
@@ -415,19 +415,19 @@ with ml.deadline(client, "R² by hand"):
 broken["R² by hand (workaround)"] = f"{r2_workaround:.4f}"
 course.table([{"piece": k, "result": v} for k, v in broken.items()])
 
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." %% [markdown]
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." **The maintained route for gradient boosting on a cluster is `xgboost.dask`.** XGBoost trains
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." boosted trees with one process per worker, which talk to each other directly. Install the CPU-only
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." wheel, `pip install xgboost-cpu` (conda-forge: `py-xgboost-cpu`); the default `xgboost` wheel on
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." Linux pulls in NVIDIA's NCCL and CUDA libraries, hundreds of MB a laptop never uses.
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother."
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." One honest difference: `xgboost.dask` loads its training data into the workers' memory (a
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." `DaskDMatrix` is persisted), so the training set must fit in the cluster's combined memory. It is a
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." cluster tool for data that fit *across* machines, not an out-of-core one. We train it on the same
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." in-memory subsample the scikit-learn model had, spread over the workers.
+# %% [markdown]
+# **The maintained route for gradient boosting on a cluster is `xgboost.dask`.** XGBoost trains
+# boosted trees with one process per worker, which talk to each other directly. Install the CPU-only
+# wheel, `pip install xgboost-cpu` (conda-forge: `py-xgboost-cpu`); the default `xgboost` wheel on
+# Linux pulls in NVIDIA's NCCL and CUDA libraries, hundreds of MB a laptop never uses.
+#
+# One honest difference: `xgboost.dask` loads its training data into the workers' memory (a
+# `DaskDMatrix` is persisted), so the training set must fit in the cluster's combined memory. It is a
+# cluster tool for data that fit *across* machines, not an out-of-core one. We train it on the same
+# in-memory subsample the scikit-learn model had, spread over the workers.
 
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." %%
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother."| label: xgboost
+# %%
+#| label: xgboost
 import xgboost
 import xgboost.dask
 
@@ -441,8 +441,8 @@ xgb_s = time.perf_counter() - t0
 xgb_accuracy = float(((booster.inplace_predict(Xt) > 0.5) == yt).mean())
 print(f"xgboost {xgboost.__version__}: {len(ys):,} rows, trained in {xgb_s:.1f} s")
 
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." %%
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother."| label: scores
+# %%
+#| label: scores
 predict_sample = incremental.predict(scaler.transform(Xt.copy()))
 scores = [
     ("always dry", "none", 1 - yt.mean()),
@@ -455,96 +455,96 @@ score_rows = [{"model": m, "trained on": rows, "test accuracy": f"{acc:.3f}"} fo
 print(f"same {len(yt):,} test rows for every model; {course.hardware()}")
 course.table(score_rows)
 
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." %%
+# %%
 client.close()
 
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." %% [markdown]
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." Read the table carefully. The incremental model matches the in-memory one: the same kind of model,
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." and a linear model does not get much better from more rows of the same weather. What more data buys
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." you here is *coverage*, every season, every region, without deciding what to throw away. Every
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." model is far better than "always dry", but persistence is hard to beat: compare the trees' score
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." with it to see what a more flexible model adds. Any skill score you publish should show the
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." trivial forecasts next to it.
+# %% [markdown]
+# Read the table carefully. The incremental model matches the in-memory one: the same kind of model,
+# and a linear model does not get much better from more rows of the same weather. What more data buys
+# you here is *coverage*, every season, every region, without deciding what to throw away. Every
+# model is far better than "always dry", but persistence is hard to beat: compare the trees' score
+# with it to see what a more flexible model adds. Any skill score you publish should show the
+# trivial forecasts next to it.
 
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." %% [markdown]
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." ## Exercises
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother."
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." **Exercise 1 (10 min): a different target.** Predict *heavy* rain: more than 1 mm in the next step.
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." Change `RAIN_MM` on the one-month data (section 2) only, and compare the logistic regression with
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." "always dry". Why is accuracy a poor score now? Compute the *balanced* accuracy instead
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." (`sklearn.metrics.balanced_accuracy_score`).
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother."
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." <details><summary>Solution</summary>
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother."
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." ```python
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." from sklearn.metrics import balanced_accuracy_score
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." with open_dataset(files[:1]) as month:          # the features are unchanged; only the target moves
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother."     y_heavy = (month.tp.isel(time=slice(1, None)).values * 1000 > 1.0).ravel()
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." Xa, Xb, ya, yb = train_test_split(X_month[rows], y_heavy[rows], test_size=0.25, random_state=0)
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." m = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(Xa, ya)
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." print("always dry:", 1 - yb.mean(), "model:", m.score(Xb, yb))
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." print("balanced:", balanced_accuracy_score(yb, m.predict(Xb)))   # always dry scores 0.5 here
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." ```
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." Heavy rain is rare, so "always dry" is right most of the time and accuracy looks high for every
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." model. Balanced accuracy averages the hit rate of each class: a model that never predicts rain scores 0.5.
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." </details>
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother."
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." **Exercise 2 (10 min): block size and memory.** Rebuild the features with blocks four times larger
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." (`BLOCK_BYTES = 128 * 2**20`), recompute the memory limit, and train again while sampling memory.
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." How does the peak move? Where is the limit now, and why does it move too?
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother."
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." <details><summary>Solution</summary>
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother."
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." The peak above idle grows roughly with the block size (a few blocks are in flight), and so does the
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." limit, because we sized it from the block size: `idle + 6 × block`. Larger blocks mean fewer tasks
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." and less overhead; smaller blocks mean less memory. Keep blocks at tens to a few hundred MiB.
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." </details>
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother."
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." **Exercise 3 (10 min): more passes.** One pass over the data is one *epoch*. Call
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." `incremental.partial_fit(...)` on the training data twice more (inside `ml.deadline`) and score again.
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." Does a second epoch help this linear model?
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother."
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." <details><summary>Solution</summary>
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother."
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." ```python
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." with ml.deadline(client, "more epochs"):
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother."     for epoch in range(2):
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother."         incremental.partial_fit(scaler.transform(X_train), y_train, classes=[0, 1])
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother."     print(incremental.score(scaler.transform(X_test), y_test))
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." ```
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." (Start a client first if you closed it.) The score barely moves: a linear model converges within
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." one pass over this many rows. Extra epochs matter for small data or for models with more parameters.
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." </details>
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother."
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." **Exercise 4 (5 min): where is the time?** Open the dashboard link during training. Which tasks
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." take the time: reading NetCDF, building features, or `partial_fit`? Why can only one worker train
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." at a time?
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother."
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." <details><summary>Solution</summary>
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother."
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." `partial_fit` needs the model as updated by the previous block, so training is a chain: one block
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." after another, one worker busy with the model while the others read and prepare the next blocks.
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." Reading and decoding run in parallel; the fitting itself does not. That is the price of out-of-core
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." SGD; a grid search (section 3) or xgboost's tree building parallelise differently.
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." </details>
+# %% [markdown]
+# ## Exercises
+#
+# **Exercise 1 (10 min): a different target.** Predict *heavy* rain: more than 1 mm in the next step.
+# Change `RAIN_MM` on the one-month data (section 2) only, and compare the logistic regression with
+# "always dry". Why is accuracy a poor score now? Compute the *balanced* accuracy instead
+# (`sklearn.metrics.balanced_accuracy_score`).
+#
+# <details><summary>Solution</summary>
+#
+# ```python
+# from sklearn.metrics import balanced_accuracy_score
+# with open_dataset(files[:1]) as month:          # the features are unchanged; only the target moves
+#     y_heavy = (month.tp.isel(time=slice(1, None)).values * 1000 > 1.0).ravel()
+# Xa, Xb, ya, yb = train_test_split(X_month[rows], y_heavy[rows], test_size=0.25, random_state=0)
+# m = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(Xa, ya)
+# print("always dry:", 1 - yb.mean(), "model:", m.score(Xb, yb))
+# print("balanced:", balanced_accuracy_score(yb, m.predict(Xb)))   # always dry scores 0.5 here
+# ```
+# Heavy rain is rare, so "always dry" is right most of the time and accuracy looks high for every
+# model. Balanced accuracy averages the hit rate of each class: a model that never predicts rain scores 0.5.
+# </details>
+#
+# **Exercise 2 (10 min): block size and memory.** Rebuild the features with blocks four times larger
+# (`BLOCK_BYTES = 128 * 2**20`), recompute the memory limit, and train again while sampling memory.
+# How does the peak move? Where is the limit now, and why does it move too?
+#
+# <details><summary>Solution</summary>
+#
+# The peak above idle grows roughly with the block size (a few blocks are in flight), and so does the
+# limit, because we sized it from the block size: `idle + 6 × block`. Larger blocks mean fewer tasks
+# and less overhead; smaller blocks mean less memory. Keep blocks at tens to a few hundred MiB.
+# </details>
+#
+# **Exercise 3 (10 min): more passes.** One pass over the data is one *epoch*. Call
+# `incremental.partial_fit(...)` on the training data twice more (inside `ml.deadline`) and score again.
+# Does a second epoch help this linear model?
+#
+# <details><summary>Solution</summary>
+#
+# ```python
+# with ml.deadline(client, "more epochs"):
+#     for epoch in range(2):
+#         incremental.partial_fit(scaler.transform(X_train), y_train, classes=[0, 1])
+#     print(incremental.score(scaler.transform(X_test), y_test))
+# ```
+# (Start a client first if you closed it.) The score barely moves: a linear model converges within
+# one pass over this many rows. Extra epochs matter for small data or for models with more parameters.
+# </details>
+#
+# **Exercise 4 (5 min): where is the time?** Open the dashboard link during training. Which tasks
+# take the time: reading NetCDF, building features, or `partial_fit`? Why can only one worker train
+# at a time?
+#
+# <details><summary>Solution</summary>
+#
+# `partial_fit` needs the model as updated by the previous block, so training is a chain: one block
+# after another, one worker busy with the model while the others read and prepare the next blocks.
+# Reading and decoding run in parallel; the fitting itself does not. That is the price of out-of-core
+# SGD; a grid search (section 3) or xgboost's tree building parallelise differently.
+# </details>
 
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." %% [markdown]
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." ## Key points
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." - scikit-learn: create an estimator, `fit` on training rows, `score` on rows it never saw; a pipeline
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother."   keeps the preprocessing learnt on the training set.
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." - Compute-bound (many fits, data fit): `joblib.parallel_backend("dask")` spreads `GridSearchCV` over a cluster.
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." - Data-bound (data do not fit): `dask_ml.wrappers.Incremental` + a `partial_fit` estimator sees the
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother."   data block by block; memory is set by block size, not by dataset size. Measure it.
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." - Compare every model with trivial baselines (always dry, persistence) on the same test rows.
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." - `ParallelPostFit` predicts lazily; put predictions back into an `xarray.DataArray` for maps.
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." - dask-ml is in maintenance: avoid `HyperbandSearchCV`/`IncrementalSearchCV` (#1016) and its `r2_score`
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother."   (#1012). For boosted trees on a cluster use `xgboost.dask` (`xgboost-cpu`), with data that fit the cluster.
+# %% [markdown]
+# ## Key points
+# - scikit-learn: create an estimator, `fit` on training rows, `score` on rows it never saw; a pipeline
+#   keeps the preprocessing learnt on the training set.
+# - Compute-bound (many fits, data fit): `joblib.parallel_backend("dask")` spreads `GridSearchCV` over a cluster.
+# - Data-bound (data do not fit): `dask_ml.wrappers.Incremental` + a `partial_fit` estimator sees the
+#   data block by block; memory is set by block size, not by dataset size. Measure it.
+# - Compare every model with trivial baselines (always dry, persistence) on the same test rows.
+# - `ParallelPostFit` predicts lazily; put predictions back into an `xarray.DataArray` for maps.
+# - dask-ml is in maintenance: avoid `HyperbandSearchCV`/`IncrementalSearchCV` (#1016) and its `r2_score`
+#   (#1012). For boosted trees on a cluster use `xgboost.dask` (`xgboost-cpu`), with data that fit the cluster.
 
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." %% [markdown]
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." ## Checks
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." Run by `pytest labs/10_machine_learning.py`; the slides never show this cell.
+# %% [markdown]
+# ## Checks
+# Run by `pytest labs/10_machine_learning.py`; the slides never show this cell.
 
- fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." %% tags=["checks"]
+# %% tags=["checks"]
 def test_target_is_learnable():
     assert month_scores["logistic regression"] > month_scores["always dry"] + 0.05
     assert month_scores["logistic regression"] > month_scores["persistence (rain next if it rains now)"] - 0.01
@@ -556,17 +556,17 @@ def test_grid_search_same_answer_serial_and_parallel():
 
 
 def test_every_training_row_seen():
-    assert incremental.estimator_.t_ > n_train   fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." SGD counts the samples it has seen (t_ starts at 1)
+    assert incremental.estimator_.t_ > n_train  # SGD counts the samples it has seen (t_ starts at 1)
 
 
 def test_workers_stay_under_their_limit():
     assert peak < N_WORKERS * memory_limit
-    if course.size() != "small":   fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." the data fed to training are many times what the workers may hold
+    if course.size() != "small":  # the data fed to training are many times what the workers may hold
         assert X_train.nbytes >= 4 * N_WORKERS * memory_limit
 
 
 def test_working_memory_small_relative_to_data():
-     fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother." Above the idle workers, training holds a few blocks, not the data (relative check at any size).
+    # Above the idle workers, training holds a few blocks, not the data (relative check at any size).
     assert peak - idle_now < max(0.5 * X_train.nbytes, 2 * N_WORKERS * budget)
     assert peak - idle_now < N_WORKERS * budget + 2**28
 
