@@ -13,6 +13,7 @@ PYPI_TO_CONDA = {
     "graphviz": "python-graphviz",
     "torch": "pytorch-cpu",  # conda-forge's metapackage for the CPU build
     "playwright": "playwright-python",
+    "xgboost-cpu": "py-xgboost-cpu",
 }
 # conda-forge packages with no PyPI line: programs, compilers, and what PyPI extras bring in.
 CONDA_ONLY = {
