@@ -21,6 +21,10 @@ Its modules, one per subject, hold what the labs share and what worker processes
   command-line cluster, batch-job scripts (labs 04, 05 and every lab that starts a cluster).
 * ``course.file_stats`` the per-file job of the GNU parallel episode (06).
 * ``course.s3``        a private S3 object store on 127.0.0.1 (09).
+* ``course.build``     compiles the Cython and pybind11 C++ extensions of lab 03 (and the benchmark).
+* ``course.ml``        deadlines for what dask-ml computes by itself, idle-worker memory (10).
+* ``course.gpu``       the GPU probe and the scripts run under cudf.pandas / cuml.accel (11).
+* ``course.feed``      the PyTorch Dataset that DataLoader workers import by name (12).
 
 Importing it in a lab also makes a lab run as a script behave like a notebook under the ``spawn``
 start method (used by Dask's worker processes everywhere, and by multiprocessing on macOS and
