@@ -16,41 +16,11 @@ import time
 from course import clusters
 
 
-def _watch(futures, client, what: str, timeout: float | None, poll: float = 0.5):
-    """Wait for ``futures`` (a flat list), watching the workers as ``clusters.compute`` does."""
-    from distributed import KilledWorker, wait
-
-    limit = clusters._deadline(timeout)
-    start = time.monotonic()
-    paused_since = None
+def _watch(futures, client, what: str, timeout: float | None):
+    """``clusters.wait_for`` (deadline, paused and killed workers), and the futures cancelled if it gives
+    up: they are dask-ml's, not the learner's, so nothing else would cancel them."""
     try:
-        while True:
-            try:
-                wait(futures, timeout=poll)
-            except TimeoutError:
-                pass
-            else:
-                return client.gather(futures)
-            now = time.monotonic()
-            workers = client.scheduler_info(n_workers=-1)["workers"].values()
-            paused = [w for w in workers if w.get("status") == "paused"]
-            if workers and len(paused) == len(workers):
-                paused_since = paused_since or now
-                if now - paused_since > clusters.PAUSED_GRACE_S:
-                    raise clusters.ClusterTrouble(
-                        f"{what} stopped: every worker has been paused for {now - paused_since:.0f} s because its "
-                        "memory is above 80 % of its limit. Try smaller blocks or a larger memory_limit.")
-            else:
-                paused_since = None
-            if now - start > limit:
-                raise clusters.ClusterTrouble(
-                    f"{what} did not finish within its deadline of {limit:.0f} s. The dashboard "
-                    f"({client.dashboard_link}) shows what the workers are doing; raise the deadline with "
-                    "COURSE_DEADLINE_S=<seconds> if the machine is busy or the data larger than you thought.")
-    except KilledWorker as err:
-        raise clusters.ClusterTrouble(
-            f"{what} failed: a worker was killed ({err}). A worker whose memory passes 95 % of its limit is "
-            "restarted. Try smaller blocks or a larger memory_limit.") from err
+        return clusters.wait_for(futures, client, what, timeout)
     finally:
         not_done = [f for f in futures if not f.done()]
         if not_done:
