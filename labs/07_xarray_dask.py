@@ -21,7 +21,6 @@
 # %%
 import os
 import textwrap
-import threading
 import time
 import warnings
 
@@ -445,17 +444,17 @@ with warnings.catch_warnings():  # warm-up on one file: the workers open HDF5 an
 # on the chunk size, the threads and the number of workers, **not** on the size of the dataset.
 
 # %%
-class WorkerMemory:
-    """Peak summed resident memory of the cluster's worker processes, sampled in a thread (psutil)."""
+class WorkerMemory(clusters.ThreadSampler):
+    """Peak summed resident memory of the cluster's worker processes, sampled in a thread (psutil).
+    ``clusters.ThreadSampler`` runs ``_run`` in a background thread during a ``with`` block."""
 
     def __init__(self, client, interval=0.02):
         pids = client.run(os.getpid)  # {worker address: process id}
         self.local = all(address.startswith("tcp://127.0.0.1:") for address in pids)
         self.processes = [psutil.Process(pid) for pid in pids.values()] if self.local else []
         self.client = client
-        self.interval, self.samples = (interval if self.local else 0.5), []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        self.samples = []
+        super().__init__(interval if self.local else 0.5)
 
     def _run(self):
         start = time.perf_counter()
@@ -471,14 +470,6 @@ class WorkerMemory:
                 continue
             self.samples.append((time.perf_counter() - start, total))
             self._stop.wait(self.interval)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
 
     @property
     def peak(self):

@@ -28,7 +28,6 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
 import time
 import warnings
 
@@ -192,32 +191,9 @@ print(course.hardware())
 # operating system 50 times a second, so we know each worker's peak, not just the total.
 
 # %%
-class PeakMemory:
-    """Peak resident memory of each of the cluster's worker processes, sampled in a thread."""
+from course.clusters import PeakMemory  # the sampler below lives in course/clusters.py (labs 12 and others)
 
-    def __init__(self, client, interval=0.02):
-        self.procs = {addr: psutil.Process(pid) for addr, pid in client.run(os.getpid).items()}
-        self.peak = dict.fromkeys(self.procs, 0)
-        self.interval, self._stop = interval, threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        while not self._stop.is_set():
-            for addr, p in self.procs.items():
-                try:
-                    self.peak[addr] = max(self.peak[addr], p.memory_info().rss)
-                except psutil.Error:  # a worker restarted
-                    pass
-            self._stop.wait(self.interval)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-
+print(inspect.getsource(PeakMemory))
 
 # %%
 #| label: full-mean

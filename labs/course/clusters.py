@@ -28,6 +28,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 import weakref
 from concurrent.futures import CancelledError
@@ -640,3 +641,47 @@ if __name__ == "__main__":
         sys.exit(hello())
     else:
         print(__doc__)
+
+
+# --------------------------------------------------------------------------- per-worker peak memory
+
+
+class ThreadSampler:
+    """Base for samplers that run ``self._run`` in a background thread while a ``with`` block runs."""
+
+    def __init__(self, interval=0.02):
+        self.interval, self._stop = interval, threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        raise NotImplementedError
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+class PeakMemory(ThreadSampler):
+    """Peak resident memory of each of the cluster's worker processes, sampled in a thread."""
+
+    def __init__(self, client, interval=0.02):
+        import psutil
+
+        self.procs = {addr: psutil.Process(pid) for addr, pid in client.run(os.getpid).items()}
+        self.peak = dict.fromkeys(self.procs, 0)
+        super().__init__(interval)
+
+    def _run(self):
+        import psutil
+
+        while not self._stop.is_set():
+            for addr, p in self.procs.items():
+                try:
+                    self.peak[addr] = max(self.peak[addr], p.memory_info().rss)
+                except psutil.Error:  # a worker restarted
+                    pass
+            self._stop.wait(self.interval)
