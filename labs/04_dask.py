@@ -202,9 +202,11 @@ meal = delayed(soup.serve)(delayed(soup.simmer_soup)(pot))  # nothing has been c
 
 # %%
 #| label: fig-soup-graph
-#| fig-cap: "The pea-soup recipe as a Dask task graph: rinsing, boiling, chopping, dicing and frying are independent and can run at the same time."
+#| fig-cap: "The pea-soup recipe as a Dask task graph, one oval per task: rinsing, boiling, chopping, dicing and frying are independent and can run at the same time."
 #| fig-alt: "Graph flowing left to right: rinse_peas and boil_water feed cook_peas; chop feeds fry_onion; cook_peas, fry_onion, dice_carrots and fry_bacon all feed add_vegetables, then simmer_soup, then serve."
-meal.visualize(filename=str(OUT / "soup-graph.png"), rankdir="LR")
+# one oval per task and no result boxes (collapse_outputs): the recipe reads at a glance, and fits a slide
+meal.visualize(filename=str(OUT / "soup-graph.png"), rankdir="LR", collapse_outputs=True, dpi="115",
+               function_attributes={key: {"shape": "ellipse"} for key in dict(meal.dask)})
 Image(filename=OUT / "soup-graph.png", width=900)
 
 # %% [markdown]
