@@ -183,7 +183,7 @@ n_fits = 3 * len(grid["max_depth"]) * len(grid["max_features"]) + 1
 grid_rows = [{"run": "one core (n_jobs=1)", "workers": 1, "time": f"{serial_s:.1f} s", "speed-up": "1.00"},
              {"run": "Dask cluster (joblib backend)", "workers": N_WORKERS, "time": f"{parallel_s:.1f} s",
               "speed-up": f"{serial_s / parallel_s:.2f}"}]
-print(f"{n_fits} fits; best {parallel.best_params_}, CV accuracy {parallel.best_score_:.3f}; {course.hardware()}")
+print(f"{n_fits} fits; best {parallel.best_params_}, CV accuracy {parallel.best_score_:.3f}\n{course.hardware()}")
 course.table(grid_rows)
 
 # %%
@@ -220,7 +220,9 @@ print(f"X: {X.shape[0]:,} rows × {X.shape[1]} features = {X.nbytes / 2**30:.2f}
       f"in {X.numblocks[0]} blocks of {steps_per_block} time steps")
 print(f"worker memory limit = idle {max(idle_rss) / 2**20:.0f} MiB + 6 × {block_bytes / 2**20:.0f} MiB "
       f"= {memory_limit / 2**20:.0f} MiB; {N_WORKERS} workers")
-X
+
+# %%
+X  # the lazy array itself (its own cell: the slides show only the lines above)
 
 # %% [markdown]
 # `dask_ml` mirrors scikit-learn's tools for Dask arrays. Its `train_test_split` splits every block
