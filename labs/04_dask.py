@@ -154,17 +154,21 @@ print(course.hardware())
 # %% [markdown]
 # ### Reading a task graph
 #
-# `.visualize()` draws the graph with Graphviz. Circles are tasks (functions), boxes are their
-# results (one per chunk). Take the standard deviation of the deviations from the time mean,
+# `.visualize()` draws the graph with Graphviz. Each oval is a task (a function call on one chunk);
+# each arrow carries a task's result to a task that needs it. (Without `collapse_outputs=True`, Dask
+# also draws every result as a box of its own.) Take the standard deviation of the deviations from the time mean,
 # `(y - y.mean(axis=0)).std(axis=0)`, for a tiny array in four chunks:
 
 # %%
 #| label: fig-array-graph
-#| fig-cap: "Task graph of (y - y.mean(axis=0)).std(axis=0) for an array in four chunks, drawn by Dask with Graphviz."
+#| fig-cap: "Task graph of (y - y.mean(axis=0)).std(axis=0) for an array in four chunks, drawn by Dask with Graphviz: one oval per task."
 #| fig-alt: "Graph flowing left to right: four standard_normal tasks each feed a mean_chunk task and, by a long arrow, a sub task; the four mean_chunk results join in one mean_agg-aggregate whose result feeds all four sub tasks, then var tasks, a var-aggregate and sqrt."
 y = da.random.default_rng(1).standard_normal((8, 6), chunks=(2, 6))
 anomaly_std_graph = (y - y.mean(axis=0)).std(axis=0)
-anomaly_std_graph.visualize(filename=str(OUT / "array-graph.png"), rankdir="LR")
+# ovals, no result boxes (collapse_outputs), tight spacing: the labels stay legible on a slide
+anomaly_std_graph.visualize(filename=str(OUT / "array-graph.png"), rankdir="LR", collapse_outputs=True, dpi="110",
+                            nodesep="0.15", ranksep="0.35",
+                            function_attributes={key: {"shape": "ellipse"} for key in dict(anomaly_std_graph.dask)})
 Image(filename=OUT / "array-graph.png", width=900)
 
 # %% [markdown]
