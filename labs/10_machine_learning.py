@@ -24,6 +24,7 @@
 # %%
 import gc
 import inspect
+import textwrap
 import time
 import warnings
 
@@ -290,7 +291,7 @@ course.table(train_rows)
 #| fig-cap: "Memory of the worker processes (sum, from the operating system) while the model trains block by block, against the idle workers and the sum of their memory limits."
 #| fig-alt: "Line chart of worker memory in MiB against seconds during training. The line stays flat a little above the dashed idle line and far below the dotted line of the workers' combined memory limit."
 t, b = np.array(sampler.samples["training"]).T
-fig, ax = plt.subplots(figsize=(7, 3.4))
+fig, ax = plt.subplots(figsize=(10, 4.2))
 ax.plot(t, b / 2**20, label="workers while training")
 ax.axhline(idle_now / 2**20, ls="--", color="0.4", label="idle workers")
 ax.axhline(N_WORKERS * memory_limit / 2**20, ls=":", color="k", label="memory limit × workers")
@@ -402,14 +403,14 @@ with warnings.catch_warnings():
             r2_score(demo_y, demo_y * 0.9)
         broken["dask_ml r2_score"] = "worked (fixed upstream?)"
     except Exception as err:
-        broken["dask_ml r2_score"] = f"{type(err).__name__}: {str(err)[:70]}"
+        broken["dask_ml r2_score"] = f"{type(err).__name__}: {textwrap.shorten(str(err), 90, placeholder=' …')}"
 
     try:  # fails within a second, before any work starts (not under ml.deadline: it runs an async client)
         HyperbandSearchCV(SGDClassifier(), {"alpha": [1e-4, 1e-3]}, max_iter=3).fit(demo_X, demo_class,
                                                                                     classes=[0, 1])
         broken["HyperbandSearchCV"] = "worked (fixed upstream?)"
     except Exception as err:
-        broken["HyperbandSearchCV"] = f"{type(err).__name__}: {str(err)[:70]}"
+        broken["HyperbandSearchCV"] = f"{type(err).__name__}: {textwrap.shorten(str(err), 90, placeholder=' …')}"
 
 
 def r2(y_true, y_pred):
