@@ -58,7 +58,8 @@ print(course.hardware())
 # (`scikit-learn` is imported as `sklearn`); the table below maps them.
 
 # %%
-IMPORT_NAME = {"scikit-learn": "sklearn"}  # install name -> import name, where "-" -> "_" is not enough
+# install name -> import name, where "-" -> "_" is not enough
+IMPORT_NAME = {"scikit-learn": "sklearn", "pyyaml": "yaml", "xgboost-cpu": "xgboost"}
 NOT_PYTHON = {"mpich"}  # provides the `mpiexec` program, checked below with the other programs
 
 
@@ -366,6 +367,16 @@ def test_every_requirement_checked():
     names = {r[0] for r in rows}
     missing = [n for n, _ in requirements() if n not in NOT_PYTHON and n not in names]
     assert not missing
+    # a package that is installed but "cannot import" under the guessed name needs an IMPORT_NAME entry
+    unmapped = []
+    for name, status, detail in rows:
+        try:
+            metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+        if detail.startswith("cannot import") and "ModuleNotFoundError" in detail:
+            unmapped.append(name)
+    assert not unmapped, f"installed but imported under another name: add them to IMPORT_NAME: {unmapped}"
 
 
 course.run_checks(globals())

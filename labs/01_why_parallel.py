@@ -559,7 +559,7 @@ for chunk in [10_000, 1_000_000, N_MEM]:
 #| label: pi-rates
 course.table([{"implementation": name, "darts/s": f"{r:.3g}", "× loop": f"{r / rate['Python loop']:.0f}×"}
               for name, r in rate.items()], align="lrr")
-print("(the loop draws from Python's random, NumPy and Dask from NumPy's generator: lab 03 compares like with like)")
+print("(loop: Python's random; NumPy and Dask: NumPy's generator. Lab 03 compares like with like)")
 print(course.hardware())
 print(bench.load())
 

@@ -37,6 +37,7 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import textwrap
 import time
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from contextlib import nullcontext
@@ -507,7 +508,7 @@ print(f"  (GIL enabled: {sys._is_gil_enabled()})")
 free_threaded = os.environ.get("COURSE_FREETHREADED_PYTHON") or next(
     (p for p in map(shutil.which, ["python3.14t", "python3.13t"]) if p), None)
 if gil_enabled and not free_threaded:
-    print("No free-threaded Python found: install one (`uv python install 3.14t`, or conda's "
+    print("No free-threaded Python found: install one (`uv python install 3.14t`, or conda's\n"
           "`python-freethreading`) and set COURSE_FREETHREADED_PYTHON to try the demo.")
 else:
     interpreter = free_threaded or sys.executable
@@ -547,8 +548,18 @@ with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as 
 """
 broken = subprocess.run([sys.executable, "-c", BROKEN], capture_output=True, text=True, timeout=120)
 child_error = next((line for line in broken.stderr.splitlines() if "Error" in line and ":" in line), "")
-print("the child process said:", child_error.strip())
-print("the parent got:        ", broken.stderr.strip().splitlines()[-1] if broken.stderr.strip() else "no error")
+parent_error = broken.stderr.strip().splitlines()[-1] if broken.stderr.strip() else ""
+
+
+def said(who, line):
+    """An error line, its class without the module path (BrokenProcessPool), wrapped to fit a slide."""
+    name, _, message = line.strip().partition(": ")
+    text = f"{name.rsplit('.', 1)[-1]}: {message}" if message else (name or "no error")
+    print(textwrap.fill(text, 96, initial_indent=f"{who:<12}", subsequent_indent=" " * 12))
+
+
+said("child said:", child_error)
+said("parent got:", parent_error)
 
 # %% [markdown]
 # And the rule kept: the same π chunks in a pool started with spawn explicitly, whatever this

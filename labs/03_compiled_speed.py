@@ -166,7 +166,8 @@ if out.returncode == 0:  # the report on the hot function: its total time, then 
     report = next(block for block in out.stdout.split("Total time:") if "count_hits_python" in block)
     lines = report.splitlines()
     print("Total time:" + lines[0])
-    print("\n".join(line for line in lines if line.startswith(("Line #", "===")) or re.match(r"\s*\d+\s+\d+", line)))
+    shown = [line for line in lines if line.startswith(("Line #", "===")) or re.match(r"\s*\d+\s+\d+", line)]
+    print("\n".join(line.split("  # ")[0].rstrip() for line in shown))  # source comments off, to fit a slide
 else:
     print(f"kernprof failed ({out.stderr.strip().splitlines()[-1]}): is line_profiler installed?")
 
@@ -706,7 +707,7 @@ for family, prefix in families.items():
                     "fastest": f"{darts(best)} ({how}, {best_cores} core{'s' if best_cores > 1 else ''})",
                     "× loop": f"{best / loop_rate:,.0f}×"})
 course.table(summary)
-print(f"darts per second · {course.hardware()} · {bench.load()}")
+print(f"darts per second · {course.hardware()}\n{bench.load()}")
 
 # %%
 #| label: fig-pi-ladder
@@ -767,7 +768,9 @@ course.table([{"tool": tool, "own generator": generator, "darts/s": darts(genera
                "SplitMix64": darts(generators[tool, "SplitMix64"]),
                "ratio": f"{generators[tool, generator] / generators[tool, 'SplitMix64']:.2f}×"}
               for tool, (generator, _) in own.items()])
-print(f"darts per second on one core; ratio: own generator ÷ SplitMix64 · {course.hardware()} · {bench.load()}")
+print("darts per second on one core; ratio: own generator ÷ SplitMix64")
+print(course.hardware())
+print(bench.load())
 
 # %% [markdown]
 # A generator can cost as much as the rest of the loop. So a comparison that changes the generator

@@ -154,17 +154,21 @@ print(course.hardware())
 # %% [markdown]
 # ### Reading a task graph
 #
-# `.visualize()` draws the graph with Graphviz. Circles are tasks (functions), boxes are their
-# results (one per chunk). Take the standard deviation of the deviations from the time mean,
+# `.visualize()` draws the graph with Graphviz. Each oval is a task (a function call on one chunk);
+# each arrow carries a task's result to a task that needs it. (Without `collapse_outputs=True`, Dask
+# also draws every result as a box of its own.) Take the standard deviation of the deviations from the time mean,
 # `(y - y.mean(axis=0)).std(axis=0)`, for a tiny array in four chunks:
 
 # %%
 #| label: fig-array-graph
-#| fig-cap: "Task graph of (y - y.mean(axis=0)).std(axis=0) for an array in four chunks, drawn by Dask with Graphviz."
+#| fig-cap: "Task graph of (y - y.mean(axis=0)).std(axis=0) for an array in four chunks, drawn by Dask with Graphviz: one oval per task."
 #| fig-alt: "Graph flowing left to right: four standard_normal tasks each feed a mean_chunk task and, by a long arrow, a sub task; the four mean_chunk results join in one mean_agg-aggregate whose result feeds all four sub tasks, then var tasks, a var-aggregate and sqrt."
 y = da.random.default_rng(1).standard_normal((8, 6), chunks=(2, 6))
 anomaly_std_graph = (y - y.mean(axis=0)).std(axis=0)
-anomaly_std_graph.visualize(filename=str(OUT / "array-graph.png"), rankdir="LR")
+# ovals, no result boxes (collapse_outputs), tight spacing: the labels stay legible on a slide
+anomaly_std_graph.visualize(filename=str(OUT / "array-graph.png"), rankdir="LR", collapse_outputs=True, dpi="110",
+                            nodesep="0.15", ranksep="0.35",
+                            function_attributes={key: {"shape": "ellipse"} for key in dict(anomaly_std_graph.dask)})
 Image(filename=OUT / "array-graph.png", width=900)
 
 # %% [markdown]
@@ -202,9 +206,11 @@ meal = delayed(soup.serve)(delayed(soup.simmer_soup)(pot))  # nothing has been c
 
 # %%
 #| label: fig-soup-graph
-#| fig-cap: "The pea-soup recipe as a Dask task graph: rinsing, boiling, chopping, dicing and frying are independent and can run at the same time."
+#| fig-cap: "The pea-soup recipe as a Dask task graph, one oval per task: rinsing, boiling, chopping, dicing and frying are independent and can run at the same time."
 #| fig-alt: "Graph flowing left to right: rinse_peas and boil_water feed cook_peas; chop feeds fry_onion; cook_peas, fry_onion, dice_carrots and fry_bacon all feed add_vegetables, then simmer_soup, then serve."
-meal.visualize(filename=str(OUT / "soup-graph.png"), rankdir="LR")
+# one oval per task and no result boxes (collapse_outputs): the recipe reads at a glance, and fits a slide
+meal.visualize(filename=str(OUT / "soup-graph.png"), rankdir="LR", collapse_outputs=True, dpi="115",
+               function_attributes={key: {"shape": "ellipse"} for key in dict(meal.dask)})
 Image(filename=OUT / "soup-graph.png", width=900)
 
 # %% [markdown]

@@ -24,6 +24,7 @@
 # %%
 import gc
 import inspect
+import textwrap
 import time
 import warnings
 
@@ -183,7 +184,7 @@ n_fits = 3 * len(grid["max_depth"]) * len(grid["max_features"]) + 1
 grid_rows = [{"run": "one core (n_jobs=1)", "workers": 1, "time": f"{serial_s:.1f} s", "speed-up": "1.00"},
              {"run": "Dask cluster (joblib backend)", "workers": N_WORKERS, "time": f"{parallel_s:.1f} s",
               "speed-up": f"{serial_s / parallel_s:.2f}"}]
-print(f"{n_fits} fits; best {parallel.best_params_}, CV accuracy {parallel.best_score_:.3f}; {course.hardware()}")
+print(f"{n_fits} fits; best {parallel.best_params_}, CV accuracy {parallel.best_score_:.3f}\n{course.hardware()}")
 course.table(grid_rows)
 
 # %%
@@ -220,7 +221,9 @@ print(f"X: {X.shape[0]:,} rows × {X.shape[1]} features = {X.nbytes / 2**30:.2f}
       f"in {X.numblocks[0]} blocks of {steps_per_block} time steps")
 print(f"worker memory limit = idle {max(idle_rss) / 2**20:.0f} MiB + 6 × {block_bytes / 2**20:.0f} MiB "
       f"= {memory_limit / 2**20:.0f} MiB; {N_WORKERS} workers")
-X
+
+# %%
+X  # the lazy array itself (its own cell: the slides show only the lines above)
 
 # %% [markdown]
 # `dask_ml` mirrors scikit-learn's tools for Dask arrays. Its `train_test_split` splits every block
@@ -288,7 +291,7 @@ course.table(train_rows)
 #| fig-cap: "Memory of the worker processes (sum, from the operating system) while the model trains block by block, against the idle workers and the sum of their memory limits."
 #| fig-alt: "Line chart of worker memory in MiB against seconds during training. The line stays flat a little above the dashed idle line and far below the dotted line of the workers' combined memory limit."
 t, b = np.array(sampler.samples["training"]).T
-fig, ax = plt.subplots(figsize=(7, 3.4))
+fig, ax = plt.subplots(figsize=(10, 4.2))
 ax.plot(t, b / 2**20, label="workers while training")
 ax.axhline(idle_now / 2**20, ls="--", color="0.4", label="idle workers")
 ax.axhline(N_WORKERS * memory_limit / 2**20, ls=":", color="k", label="memory limit × workers")
@@ -400,14 +403,14 @@ with warnings.catch_warnings():
             r2_score(demo_y, demo_y * 0.9)
         broken["dask_ml r2_score"] = "worked (fixed upstream?)"
     except Exception as err:
-        broken["dask_ml r2_score"] = f"{type(err).__name__}: {str(err)[:70]}"
+        broken["dask_ml r2_score"] = f"{type(err).__name__}: {textwrap.shorten(str(err), 90, placeholder=' …')}"
 
     try:  # fails within a second, before any work starts (not under ml.deadline: it runs an async client)
         HyperbandSearchCV(SGDClassifier(), {"alpha": [1e-4, 1e-3]}, max_iter=3).fit(demo_X, demo_class,
                                                                                     classes=[0, 1])
         broken["HyperbandSearchCV"] = "worked (fixed upstream?)"
     except Exception as err:
-        broken["HyperbandSearchCV"] = f"{type(err).__name__}: {str(err)[:70]}"
+        broken["HyperbandSearchCV"] = f"{type(err).__name__}: {textwrap.shorten(str(err), 90, placeholder=' …')}"
 
 
 def r2(y_true, y_pred):

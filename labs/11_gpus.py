@@ -390,7 +390,8 @@ else:
 pi_dask = pi_darts(da, 2**22, seed=1, block=2**20)  # a Dask graph, computed here by Dask's threads
 pi_rows.append({"xp": "dask.array", "darts": f"{2**22:.2e}", "π": f"{pi_dask:.6f}", "seconds": "(not timed)", "darts/s": ""})
 course.table(pi_rows)
-print(f"statistical error of {n_cpu:.1e} darts: ±{pi.stderr(n_cpu):.1e} · {HARDWARE}")
+print(f"statistical error of {n_cpu:.1e} darts: ±{pi.stderr(n_cpu):.1e}")
+print(HARDWARE)
 
 # %% [markdown]
 # ### A reduction over a field, on both
@@ -594,7 +595,8 @@ start = time.perf_counter()
 dask_hits = int(clusters.compute(inside, client, what="π from Dask chunks"))
 dask_s = time.perf_counter() - start
 pi_dask_chunks = 4 * dask_hits / n_dask
-print(f"π = {pi_dask_chunks:.5f} from {n_dask:.2e} darts in {dask_s:.2f} s on the cluster · {HARDWARE}")
+print(f"π = {pi_dask_chunks:.5f} from {n_dask:.2e} darts in {dask_s:.2f} s on the cluster")
+print(HARDWARE)
 
 # %% [markdown]
 # ### Episode 07's full-dataset mean, on the GPU
@@ -644,8 +646,10 @@ elif not ON_GPU:
     xr_rows.append({"chunks": "CuPy (GPU)", "seconds": NO_GPU, "decoded data": NO_GPU})
 course.table(xr_rows)
 worst = max(float(np.nanmax(np.abs(mean_dev[v].values - mean_cpu[v].values))) for v in time_vars) if mean_dev is not None else None
-print(f'ds.mean("time") over {len(files)} files, {xr_bytes / 2**20:.0f} MiB decoded; '
-      f"largest difference between the two: {worst:.1e} · {HARDWARE}" if worst is not None else HARDWARE)
+if worst is not None:
+    print(f'ds.mean("time") over {len(files)} files, {xr_bytes / 2**20:.0f} MiB decoded; '
+          f"largest difference between the two: {worst:.1e}")
+print(HARDWARE)
 
 # %%
 cluster = client.cluster  # None when we joined a cluster someone else started: leave that one running
@@ -724,8 +728,8 @@ sklearn_cpu, sklearn_gpu, rows = accelerated("sklearn")
 course.table(rows)
 if "explained" in sklearn_cpu:
     print(f"{sklearn_cpu['samples']:,} samples × 5 variables · PCA explains "
-          f"{', '.join(f'{v:.3f}' for v in sklearn_cpu['explained'])} of the variance · k-means clusters of "
-          f"{', '.join(str(s) for s in sklearn_cpu['sizes'])} samples")
+          f"{', '.join(f'{v:.3f}' for v in sklearn_cpu['explained'])} of the variance")
+    print(f"k-means clusters of {', '.join(str(s) for s in sklearn_cpu['sizes'])} samples")
 print(HARDWARE)
 
 # %% [markdown]
