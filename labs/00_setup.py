@@ -167,15 +167,16 @@ rows += [
 # of worker processes on this machine, bound to `127.0.0.1` so that nobody else on the network can
 # reach it, and on a free port chosen by the operating system (port `0`) so that it never clashes with
 # another dashboard that is already running. Then we ask the dashboard for its status page, and
-# measure how much memory an idle worker takes: every worker you start costs that much before it
-# does any work (episode 04 builds its memory budget on this measurement).
+# measure how much memory an idle worker takes once it has run a small array sum (so NumPy and Dask's
+# array code are loaded, as in any real work): every worker you start costs that much before it holds
+# any data (episode 04 builds its memory budget on the same measurement).
 #
 # Every computation on a cluster in this course has a deadline: `course.clusters.compute` waits for
 # the result, but stops with a message that says what happened (and what to try) if the workers are
 # stuck, instead of waiting forever.
 
 # %%
-from dask import delayed
+import dask.array as da
 
 from course import clusters
 
@@ -186,8 +187,9 @@ def dask_row():
     start = time.perf_counter()
     client = None
     try:
-        client = clusters.client(n_workers=2, threads_per_worker=1, memory_limit="1GiB", local_only=True)
-        total = clusters.compute(delayed(sum)(range(1000)), client, what="the setup check's sum", timeout=120)
+        client = clusters.client(n_workers=2, threads_per_worker=1, local_only=True)  # limit: RAM / workers
+        total = clusters.compute(da.arange(1000, chunks=100).sum(), client, what="the setup check's sum",
+                                 timeout=120)
         with urllib.request.urlopen(client.dashboard_link, timeout=10) as reply:
             status = reply.status
         pids = client.run(os.getpid).values()  # the worker processes, measured from here
@@ -213,7 +215,7 @@ rows.append(dask_row())
 if idle_worker_mib:
     low, high = f"{min(idle_worker_mib):.0f}", f"{max(idle_worker_mib):.0f}"
     print(f"an idle Dask worker process holds {low if low == high else low + '–' + high} MiB "
-          f"of memory before it runs a task")
+          f"of memory, with NumPy loaded and no data")
     print(course.hardware())
 else:
     print("no worker memory measured: the Dask check above failed")
