@@ -8,6 +8,9 @@ be found there. So the lab's Dataset and the worker set-up live here; the lab ex
 * ``PatchWindows``     a ``torch.utils.data.Dataset``: item ``i`` is window ``i`` of an
   ``xbatcher.BatchGenerator`` over the Zarr store (time × latitude × longitude patches), loaded and
   turned into tensors ``(inputs, target)``: every variable at time ``t`` → t2m at ``t + 1``.
+* ``PatchBlocks``      the same windows, many per item: item ``i`` is one xbatcher window of a whole
+  time block (window time × the grid), read without Dask and cut into patches with NumPy, so the
+  per-item Python work is paid once per block instead of once per patch.
 * ``worker_init``      runs first in every DataLoader worker: one thread for torch, Dask's synchronous
   scheduler (the worker *is* the parallelism), and a fresh Zarr handle opened in this process.
 * ``loader_context()`` ``"forkserver"`` where it exists, else ``"spawn"`` (Windows).
@@ -56,9 +59,14 @@ class PatchWindows:
         ds = xr.open_zarr(self.store, consolidated=True, chunks={} if self.use_dask else None)
         ds = ds[sorted(set(self.inputs) | {self.target})].isel(time=self.time_slice)
         # A Dataset, not a DataArray: xbatcher 0.4.0 keeps its coordinates right (see the lab).
-        self._generator = xbatcher.BatchGenerator(ds, input_dims=self.window, preload_batch=self.preload_batch)
+        self._generator = xbatcher.BatchGenerator(ds, input_dims=self._input_dims(ds),
+                                                  preload_batch=self.preload_batch)
         self._pid = os.getpid()
         return self._generator
+
+    def _input_dims(self, ds) -> dict:
+        """The size of one xbatcher window: here one training window."""
+        return self.window
 
     def __getstate__(self):  # what travels to a DataLoader worker: the recipe, never an open store
         state = dict(self.__dict__)
@@ -87,6 +95,40 @@ class PatchWindows:
         mean, std = self.stats.get(name, (0.0, 1.0))
         values = (values - mean) / std
         return np.nan_to_num(values, nan=0.0)  # sst is missing over land: 0 = its mean after normalising
+
+
+class PatchBlocks(PatchWindows):
+    """Every patch of one time block in one item: one read per variable, cut into patches with NumPy.
+
+    Same arguments as :class:`PatchWindows`, but the store is opened without Dask by default. Item
+    ``i`` is xbatcher window ``i`` of size (window time × as many whole patches as fit along latitude
+    × along longitude): one read per variable, Zarr fetching its chunks together. ``__getitem__`` cuts
+    it into the patches of ``window`` and returns a mini-batch: ``x`` of shape (patches × (window time
+    − 1), len(inputs), patch latitude, patch longitude), ``y`` likewise with one variable. Patch ``k``
+    of item ``i`` holds the samples of ``PatchWindows`` window ``i × patches + k``.
+    """
+
+    def __init__(self, *args, use_dask=False, **kwargs):
+        super().__init__(*args, use_dask=use_dask, **kwargs)
+
+    def _input_dims(self, ds) -> dict:
+        """One time block of the grid, cropped to whole patches (xbatcher drops the rest too)."""
+        return {d: (ds.sizes[d] // n * n if d != "time" else n) for d, n in self.window.items()}
+
+    def __getitem__(self, i: int):
+        import torch
+
+        w = self.window_ds(i)
+        Y, X = self.window["latitude"], self.window["longitude"]
+
+        def patches(name):  # (time, latitude, longitude) → (patch, time, Y, X), patches in C order
+            v = self._normalised(w, name)
+            t, ny, nx = v.shape[0], v.shape[1] // Y, v.shape[2] // X
+            return v.reshape(t, ny, Y, nx, X).transpose(1, 3, 0, 2, 4).reshape(ny * nx, t, Y, X)
+
+        x = np.stack([patches(v)[:, :-1] for v in self.inputs], axis=2)  # (patch, time − 1, var, Y, X)
+        y = patches(self.target)[:, 1:, None]
+        return torch.from_numpy(x.reshape(-1, *x.shape[2:])), torch.from_numpy(y.reshape(-1, *y.shape[2:]))
 
 
 def worker_init(worker_id: int) -> None:
