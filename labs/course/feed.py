@@ -91,10 +91,13 @@ class PatchWindows:
         return torch.from_numpy(np.ascontiguousarray(x[:-1])), torch.from_numpy(np.ascontiguousarray(y[1:]))
 
     def _normalised(self, w, name):
-        values = w[name].transpose("time", "latitude", "longitude").values.astype(np.float32)
+        """``w[name]`` as normalised float32 (time, latitude, longitude), in as few passes as NumPy allows."""
+        values = w[name].transpose("time", "latitude", "longitude").values
         mean, std = self.stats.get(name, (0.0, 1.0))
-        values = (values - mean) / std
-        return np.nan_to_num(values, nan=0.0)  # sst is missing over land: 0 = its mean after normalising
+        out = np.subtract(values, mean, dtype=np.float32)  # subtract and convert in one pass
+        out /= np.float32(std)
+        out[np.isnan(out)] = 0.0  # sst is missing over land: 0 = its mean after normalising
+        return out
 
 
 class PatchBlocks(PatchWindows):
@@ -121,14 +124,14 @@ class PatchBlocks(PatchWindows):
         w = self.window_ds(i)
         Y, X = self.window["latitude"], self.window["longitude"]
 
-        def patches(name):  # (time, latitude, longitude) → (patch, time, Y, X), patches in C order
-            v = self._normalised(w, name)
+        def patches(v):  # (time, latitude, longitude) → (patch, time, Y, X), patches in C order
             t, ny, nx = v.shape[0], v.shape[1] // Y, v.shape[2] // X
-            return v.reshape(t, ny, Y, nx, X).transpose(1, 3, 0, 2, 4).reshape(ny * nx, t, Y, X)
+            return v.reshape(t, ny, Y, nx, X).transpose(1, 3, 0, 2, 4)  # a view: no copy yet
 
-        x = np.stack([patches(v)[:, :-1] for v in self.inputs], axis=2)  # (patch, time − 1, var, Y, X)
-        y = patches(self.target)[:, 1:, None]
-        return torch.from_numpy(x.reshape(-1, *x.shape[2:])), torch.from_numpy(y.reshape(-1, *y.shape[2:]))
+        cut = {name: patches(self._normalised(w, name)) for name in {*self.inputs, self.target}}
+        x = np.stack([cut[v][:, :, :-1] for v in self.inputs], axis=3)  # (ny, nx, time − 1, var, Y, X)
+        y = cut[self.target][:, :, 1:, None]
+        return torch.from_numpy(x.reshape(-1, *x.shape[3:])), torch.from_numpy(y.reshape(-1, *y.shape[3:]))
 
 
 def worker_init(worker_id: int) -> None:
