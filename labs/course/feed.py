@@ -43,6 +43,8 @@ class PatchWindows:
     the target at steps 1 … n−1: every pair inside a window is one training sample.
     """
 
+    mask_and_scale = True  # Xarray decodes the packed integers (into float64: the attributes are float64)
+
     def __init__(self, store, inputs, target, window, time_slice=slice(None), stats=None,
                  preload_batch=False, use_dask=True):
         self.store, self.inputs, self.target = str(store), list(inputs), target
@@ -56,7 +58,8 @@ class PatchWindows:
         import xarray as xr
         import xbatcher
 
-        ds = xr.open_zarr(self.store, consolidated=True, chunks={} if self.use_dask else None)
+        ds = xr.open_zarr(self.store, consolidated=True, chunks={} if self.use_dask else None,
+                          mask_and_scale=self.mask_and_scale)
         ds = ds[sorted(set(self.inputs) | {self.target})].isel(time=self.time_slice)
         # A Dataset, not a DataArray: xbatcher 0.4.0 keeps its coordinates right (see the lab).
         self._generator = xbatcher.BatchGenerator(ds, input_dims=self._input_dims(ds),
@@ -109,7 +112,12 @@ class PatchBlocks(PatchWindows):
     it into the patches of ``window`` and returns a mini-batch: ``x`` of shape (patches × (window time
     − 1), len(inputs), patch latitude, patch longitude), ``y`` likewise with one variable. Patch ``k``
     of item ``i`` holds the samples of ``PatchWindows`` window ``i × patches + k``.
+
+    The values are read as stored (int16) and decoded, normalised and cut in one go, in float32:
+    Xarray's own decoding would make float64 copies first, and a stack of patches would copy again.
     """
+
+    mask_and_scale = False  # the packed integers as stored; _decode_into does the rest
 
     def __init__(self, *args, use_dask=False, **kwargs):
         super().__init__(*args, use_dask=use_dask, **kwargs)
@@ -121,17 +129,29 @@ class PatchBlocks(PatchWindows):
     def __getitem__(self, i: int):
         import torch
 
-        w = self.window_ds(i)
-        Y, X = self.window["latitude"], self.window["longitude"]
+        w = self.window_ds(i)  # packed int16, one read per variable
+        T, Y, X = w.sizes["time"], self.window["latitude"], self.window["longitude"]
+        ny, nx = w.sizes["latitude"] // Y, w.sizes["longitude"] // X
 
-        def patches(v):  # (time, latitude, longitude) → (patch, time, Y, X), patches in C order
-            t, ny, nx = v.shape[0], v.shape[1] // Y, v.shape[2] // X
-            return v.reshape(t, ny, Y, nx, X).transpose(1, 3, 0, 2, 4)  # a view: no copy yet
+        def patches(name):  # (time, latitude, longitude) → (patch row, patch column, time, Y, X): a view
+            return w[name].values.reshape(T, ny, Y, nx, X).transpose(1, 3, 0, 2, 4)
 
-        cut = {name: patches(self._normalised(w, name)) for name in {*self.inputs, self.target}}
-        x = np.stack([cut[v][:, :, :-1] for v in self.inputs], axis=3)  # (ny, nx, time − 1, var, Y, X)
-        y = cut[self.target][:, :, 1:, None]
+        x = np.empty((ny, nx, T - 1, len(self.inputs), Y, X), np.float32)  # written once, below
+        y = np.empty((ny, nx, T - 1, 1, Y, X), np.float32)
+        for k, name in enumerate(self.inputs):
+            self._decode_into(w[name], patches(name)[:, :, :-1], x[:, :, :, k])  # steps t
+        self._decode_into(w[self.target], patches(self.target)[:, :, 1:], y[:, :, :, 0])  # steps t + 1
         return torch.from_numpy(x.reshape(-1, *x.shape[3:])), torch.from_numpy(y.reshape(-1, *y.shape[3:]))
+
+    def _decode_into(self, variable, packed, out):
+        """``out`` = normalised (packed × scale + offset), in float32; 0 where the value is missing."""
+        mean, std = self.stats.get(variable.name, (0.0, 1.0))
+        scale, offset = variable.attrs.get("scale_factor", 1.0), variable.attrs.get("add_offset", 0.0)
+        np.multiply(packed, np.float32(scale / std), out=out)  # decode and normalise: two passes
+        out += np.float32((offset - mean) / std)
+        fill = variable.attrs.get("_FillValue")
+        if fill is not None:
+            out[packed == fill] = 0.0  # sst is missing over land: 0 = its mean after normalising
 
 
 def worker_init(worker_id: int) -> None:
