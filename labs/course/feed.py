@@ -25,7 +25,12 @@ import numpy as np
 
 
 def loader_context() -> str:
-    """The start method for DataLoader workers: forkserver (Linux, macOS), else spawn (Windows)."""
+    """The start method for DataLoader workers: forkserver (Linux, macOS), else spawn (Windows).
+
+    ``COURSE_START_METHOD=spawn`` asks for spawn everywhere, to try the Windows path on Linux; plain
+    fork is never used (it copies Zarr's event-loop thread and Dask's threads half-way)."""
+    if os.environ.get("COURSE_START_METHOD") == "spawn":
+        return "spawn"
     return "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
 
 
