@@ -50,6 +50,13 @@ disk_bytes = sum(f.stat().st_size for f in files)
 WORK = course.BUILD / "12_golden_path"  # everything this lab writes goes here
 WORK.mkdir(parents=True, exist_ok=True)
 MiB, GiB = 2**20, 2**30
+
+
+def load():
+    """The machine's load average over the last minute: timings mean little when it exceeds the cores."""
+    return f"load {psutil.getloadavg()[0]:.1f} on {psutil.cpu_count()} cores"
+
+
 print(f"{len(files)} monthly NetCDF files, {disk_bytes / MiB:.0f} MiB on disk ({course.size()} size)")
 print(course.hardware())
 
@@ -80,12 +87,13 @@ start = time.perf_counter()
 ds_default = xr.open_mfdataset(files, chunks=CHUNKS)
 t_open_default = time.perf_counter() - start
 start = time.perf_counter()
-ds = xr.open_mfdataset(files, chunks=CHUNKS, **MINIMAL)
+ds = xr.open_mfdataset(files, chunks=CHUNKS, inline_array=True, **MINIMAL)  # inline_array: see module 2
 t_open_minimal = time.perf_counter() - start
-print(f"open_mfdataset, {len(files)} files · {course.hardware()}")
+print(f"open_mfdataset, {len(files)} files · {load()}")
 print(f"  classic defaults: {t_open_default:6.2f} s   lsm {ds_default.lsm.dims}")
 print(f"  minimal options:  {t_open_minimal:6.2f} s   lsm {ds.lsm.dims}")
 ds_default.close()
+print(course.hardware())
 
 # %% [markdown]
 # Why is it slow at all? NetCDF-4 is HDF5: each file has its metadata *inside* it, spread over the
@@ -145,7 +153,8 @@ plt.show()
 # half as much again for what grows while it works (buffers, caches, Dask's bookkeeping), and 16 chunks
 # in flight must stay below that line. Each worker gets that, or its share of a quarter of the dataset if
 # that is more: all workers together hold at most a quarter of the data whenever the data is large.
-# The dashboard link is printed: open it now and keep it in view.
+# What stays free below the pause line, once idle memory and growth are counted, is the worker's
+# **room** for data: module 2 sizes its work from it. The dashboard link is printed: open it now and keep it in view.
 
 # %%
 #| label: cluster
@@ -174,12 +183,14 @@ idle_bytes = idle_worker_bytes()
 PAUSE = dask.config.get("distributed.worker.memory.pause")  # 0.8: a worker above it stops running tasks
 # idle, half as much again for what grows while it works, and 16 chunks must stay below the pause line
 worker_limit = int(max((1.5 * idle_bytes + 16 * chunk_bytes) / PAUSE, ds.nbytes / 4 / N_WORKERS))
+room = PAUSE * worker_limit - 1.5 * idle_bytes  # data one worker may hold before it pauses
 client = clusters.client(n_workers=N_WORKERS, threads_per_worker=1, memory_limit=worker_limit)
 workers = client.scheduler_info(n_workers=-1)["workers"]
 total_limit = sum(w["memory_limit"] for w in workers.values())
 print(f"Dask dashboard: {client.dashboard_link}")
 print(f"{len(workers)} workers × 1 thread; each may use {worker_limit / MiB:.0f} MiB "
       f"(idle {idle_bytes / MiB:.0f} MiB; chunks of {chunk_bytes / MiB:.1f} MiB)")
+print(f"room for data in each worker, below its pause line: {room / MiB:.0f} MiB")
 print(f"all workers together: {total_limit / MiB:.0f} MiB = {100 * total_limit / ds.nbytes:.0f} % "
       f"of the decoded dataset ({ds.nbytes / MiB:.0f} MiB)")
 print(course.hardware())
@@ -204,10 +215,11 @@ with PeakMemory(client) as mean_memory, warnings.catch_warnings():
     time_mean = clusters.compute(ds[time_vars].mean("time"), client, what='ds.mean("time") over every file')
     t_mean = time.perf_counter() - start
 mean_peak = max(mean_memory.peak.values())
-print(f'ds.mean("time") on {N_WORKERS} workers · {course.hardware()}'[:100])
+print(f'ds.mean("time") on {N_WORKERS} workers · {load()}')
 print(f"  {t_mean:.1f} s · {disk_bytes / MiB / t_mean:.0f} MiB/s from disk · {time_bytes / MiB / t_mean:.0f} MiB/s decoded")
 print(f"  peak worker memory {mean_peak / MiB:.0f} MiB of its {worker_limit / MiB:.0f} MiB limit "
       f"({100 * mean_peak / worker_limit:.0f} %)")
+print(course.hardware())
 
 # %% [markdown]
 # The memory a worker needs is set by chunk size × threads, not by the dataset: the same code with
@@ -240,28 +252,56 @@ print(f"  peak worker memory {mean_peak / MiB:.0f} MiB of its {worker_limit / Mi
 # chunks at once, with no lock and no header to parse.
 #
 # We choose the chunks for what comes next, training: one chunk is exactly one training window
-# (32 time steps of a 32 × 32 patch), so each sample reads one chunk per variable and nothing else.
+# (32 time steps of a 32 × 32 patch), so a window reads one chunk per variable and nothing else.
 # The conversion is a **one-time cost**: it reads every NetCDF chunk once, splits it and writes it,
-# on the same workers under the same memory limit. It writes into a `.partial` folder and renames it
-# only when complete, so a killed run never leaves a half store that a later run trusts.
+# on the same workers under the same memory limit.
+#
+# ### Why in slabs: rechunking holds both layouts at once
+# A NetCDF chunk here is 32 time steps of the *whole* grid; a Zarr chunk is 32 steps of a 32 × 32
+# patch, and the months (and so the NetCDF chunks) do not start where the Zarr chunks do. Every Zarr
+# chunk is cut from one or two NetCDF chunks, and a NetCDF chunk can only be dropped when every patch
+# cut from it has been written. In between, a worker holds data in **both layouts**. Given the whole
+# dataset as one graph, Dask reads ahead (reading is the first task of every branch) faster than the
+# small writes drain, and at the workshop size every worker filled up to its pause line and stopped.
+#
+# So we convert in **slabs of time**: one Dask computation per slab, each through `clusters.compute`
+# with its deadline, one after the other. A slab's two layouts must fit in the room the workers have
+# for data (measured above: limit × pause fraction, less idle memory and growth), so the slab size is
+# *computed*: room of all workers ÷ (2 × bytes of one time step of every variable), rounded down to
+# whole Zarr chunks along time, so that no two slabs ever write the same chunk.
+#
+# How the pieces fit: `to_zarr(..., compute=False)` on the whole dataset writes only the metadata
+# (every array's shape, chunks, encoding) and the coordinates; each slab then fills its rows with
+# `to_zarr(..., region={"time": slice(...)})`. Everything goes to a `.partial` folder, renamed only
+# when the last slab is in: a killed run never leaves a half store that a later run trusts.
+# (`inline_array=True` at the open gives every slab's tasks their own names; without it, the chunks
+# two slabs share are sent to the scheduler twice under one name, and it warns.)
 
 # %%
 #| label: to-zarr
 STORE = WORK / f"era5_{course.size()}.zarr"
 PARTIAL = STORE.with_name(STORE.name + ".partial")
 shutil.rmtree(PARTIAL, ignore_errors=True)
+n_time, T = ds.time.size, WINDOW["time"]
+step_bytes = sum(ds[v].nbytes // n_time for v in time_vars)  # one time step of every variable
+slab_steps = max(1, int(N_WORKERS * room / (2 * step_bytes)) // T) * T  # both layouts fit; whole chunks
+slabs = [slice(t0, min(t0 + slab_steps, n_time)) for t0 in range(0, n_time, slab_steps)]
+print(f"slabs of {slab_steps} steps ({slab_steps * step_bytes / MiB:.0f} MiB decoded): {len(slabs)} slabs; "
+      f"room for data {N_WORKERS} × {room / MiB:.0f} MiB")
 to_write = for_zarr(ds[time_vars])
 with PeakMemory(client) as zarr_memory:
     start = time.perf_counter()
-    writing = to_write.to_zarr(PARTIAL, mode="w", consolidated=True, compute=False)
-    clusters.compute(writing, client, what="writing the Zarr store")
+    to_write.to_zarr(PARTIAL, mode="w", consolidated=True, compute=False)  # metadata and coordinates
+    for k, rows in enumerate(slabs):
+        slab = for_zarr(ds[time_vars].isel(time=rows).drop_vars(["time", "latitude", "longitude"]))
+        writing = slab.to_zarr(PARTIAL, region={"time": rows}, compute=False)
+        clusters.compute(writing, client, what=f"writing slab {k + 1} of {len(slabs)} of the Zarr store")
     t_to_zarr = time.perf_counter() - start
 shutil.rmtree(STORE, ignore_errors=True)
 PARTIAL.rename(STORE)  # complete: only now does it get its real name
 zarr_peak = max(zarr_memory.peak.values())
 store_bytes = sum(f.stat().st_size for f in STORE.rglob("*") if f.is_file())
-n_chunk_files = sum(1 for f in STORE.rglob("c/*") if f.is_file()) or sum(1 for _ in STORE.rglob("*"))
-print(f"to_zarr, once: {t_to_zarr:.1f} s for {time_bytes / MiB:.0f} MiB decoded")
+print(f"to_zarr, once: {t_to_zarr:.1f} s for {time_bytes / MiB:.0f} MiB decoded · {load()}")
 print(f"  store {STORE.relative_to(course.ROOT)}: {store_bytes / MiB:.0f} MiB on disk")
 print(f"  peak worker memory {zarr_peak / MiB:.0f} MiB of its {worker_limit / MiB:.0f} MiB limit")
 print(course.hardware())
@@ -302,7 +342,8 @@ course.table([
     {"how": "open_zarr, consolidated", "seconds": f"{t_fresh_zarr:.3f}"},
     {"how": "to_zarr, once", "seconds": f"{t_to_zarr:.1f}"},
 ])
-print(f"fresh process each · {course.hardware()}")
+print(f"fresh process each · {load()}")
+print(course.hardware())
 
 # %% [markdown]
 # ### Exercises (module 2)
@@ -394,7 +435,7 @@ print(inspect.getsource(feed.PatchWindows.window_ds))
 print(inspect.getsource(feed.PatchWindows.__getitem__))
 
 # %% [markdown]
-# Four choices make it fast, and each has a reason:
+# Four choices make it work in parallel, and each has a reason:
 #
 # - **`preload_batch=False` and `.load()` per item.** We load exactly the window the model needs, when
 #   it needs it, in the process that needs it; nothing is loaded ahead in the parent.
@@ -421,92 +462,19 @@ sample_steps = zr.isel(time=slice(0, n_time - n_test, max(1, (n_time - n_test) /
 stats = {v: (float(sample_steps[v].mean()), float(sample_steps[v].std())) for v in INPUTS}
 train_set = feed.PatchWindows(STORE, INPUTS, "t2m", WINDOW, time_slice=train_slice, stats=stats)
 x0, y0 = train_set[0]
-item_bytes = 4 * (x0.numel() + y0.numel())
+window_bytes = 4 * len(INPUTS) * WINDOW["time"] * WINDOW["latitude"] * WINDOW["longitude"]  # as float32
 print(f"training: {train_slice.stop} steps → {len(train_set)} windows of {x0.shape[0]} samples; "
       f"test: the last {n_test} steps")
-print(f"one item: x {tuple(x0.shape)}, y {tuple(y0.shape)}, {item_bytes / MiB:.2f} MiB as float32")
+print(f"one item: x {tuple(x0.shape)}, y {tuple(y0.shape)}; "
+      f"it reads {window_bytes / MiB:.2f} MiB (as float32)")
 
 # %% [markdown]
-# ### Measured: the raw read rate and the feed rate
-# The ceiling is what plain `zarr` reads from the same store: every chunk of every variable, one
-# window-sized block of time at a time (Zarr fetches the chunks of a block concurrently), counted as
-# float32 values. Then the same windows through xbatcher, three ways: in this process as xbatcher's
-# defaults do it; in this process with our `.load()` and the synchronous scheduler; and through a
-# DataLoader with worker processes. Rates are measured after the first items (start-up is reported
-# apart), on the same number of items each.
-
-# %%
-#| label: feed-rates
-def raw_read_rate(store, variables, block):
-    """float32-equivalent bytes per second that plain zarr reads from the store, whole chunks only."""
-    group = zarr.open_group(store, mode="r")
-    values, start = 0, time.perf_counter()
-    for v in variables:
-        array = group[v]
-        for t0 in range(0, array.shape[0], block):
-            values += array[t0:t0 + block].size
-    return 4 * values / (time.perf_counter() - start)
-
-
-def rate_in_process(dataset, n_items, scheduler=None):
-    order = np.random.default_rng(0).permutation(len(dataset))[:n_items]
-    with dask.config.set(scheduler=scheduler) if scheduler else dask.config.set({}):
-        dataset[int(order[0])]  # warm-up
-        start = time.perf_counter()
-        for i in order[1:]:
-            dataset[int(i)]
-    return (len(order) - 1) / (time.perf_counter() - start)
-
-
-def make_loader(dataset, workers, n_items):
-    """A DataLoader over ``n_items`` random windows per pass, its workers kept between passes."""
-    import torch
-
-    return torch.utils.data.DataLoader(
-        dataset, batch_size=None, num_workers=workers, worker_init_fn=feed.worker_init,
-        multiprocessing_context=feed.loader_context() if workers else None, persistent_workers=workers > 0,
-        sampler=torch.utils.data.RandomSampler(dataset, num_samples=n_items))
-
-
-def rate_through_loader(loader, warm_up=2):
-    """Items per second through ``loader`` for one pass, after the first ``warm_up`` items; start-up seconds."""
-    start = time.perf_counter()
-    for k, _ in enumerate(loader):
-        if k == warm_up - 1:  # the workers have started and delivered
-            startup, steady = time.perf_counter() - start, time.perf_counter()
-    return (k + 1 - warm_up) / (time.perf_counter() - steady), startup
-
-
-N_ITEMS = min(len(train_set) - 1, 40)
-LOADER_WORKERS = N_WORKERS
-raw_rate = raw_read_rate(STORE, INPUTS, WINDOW["time"])
-xbatcher_defaults = feed.PatchWindows(STORE, INPUTS, "t2m", WINDOW, time_slice=train_slice, stats=stats,
-                                      preload_batch=True)
-rates = {
-    "xbatcher defaults, one process": rate_in_process(xbatcher_defaults, N_ITEMS),
-    ".load(), synchronous, one process": rate_in_process(train_set, N_ITEMS, "synchronous"),
-}
-EPOCHS, WINDOWS_PER_EPOCH = 3, min(len(train_set), 64)
-loader = make_loader(train_set, LOADER_WORKERS, WINDOWS_PER_EPOCH)  # the training below reuses it
-loader_rate, loader_startup = rate_through_loader(loader, warm_up=2 * LOADER_WORKERS)
-rates[f"DataLoader, {LOADER_WORKERS} {feed.loader_context()} workers"] = loader_rate
-rows = [{"reader": "plain zarr, whole chunks (ceiling)", "samples/s": "",
-         "MiB/s": f"{raw_rate / MiB:.1f}", "of raw": "100 %"}]
-for name, items_per_s in rates.items():
-    rows.append({"reader": name, "samples/s": f"{items_per_s * x0.shape[0]:.0f}",
-                 "MiB/s": f"{items_per_s * item_bytes / MiB:.1f}",
-                 "of raw": f"{100 * items_per_s * item_bytes / raw_rate:.0f} %"})
-feed_fraction = loader_rate * item_bytes / raw_rate
-course.table(rows)
-print(f"{N_ITEMS} items each in this process, {WINDOWS_PER_EPOCH} through the DataLoader; "
-      f"its start-up {loader_startup:.1f} s not counted")
-print(course.hardware())
-
-# %% [markdown]
-# Where does an item's time go? We take the same windows and time each layer on its own, in this
-# process: plain `zarr` reading exactly the window's chunks; Xarray reading the window from Zarr
-# without Dask; xbatcher's window through Dask (synchronous); and the whole `__getitem__`, which also
-# normalises and builds tensors.
+# ### Where does an item's time go?
+# Before we make anything faster, we measure. We take the same windows and time each layer on its
+# own, in this process: plain `zarr` reading exactly the window's chunks (decoding nothing); Xarray
+# reading the window from Zarr **without Dask** (`xr.open_zarr(..., chunks=None)`: Xarray indexes the
+# Zarr arrays itself); xbatcher's window through Dask (synchronous); and the whole `__getitem__`, which
+# also normalises and builds tensors.
 
 # %%
 #| label: item-breakdown
@@ -537,33 +505,151 @@ with dask.config.set(scheduler="synchronous"):
         "xbatcher + Dask, .load()": ms_per_item(train_set.window_ds, items),
         "the whole __getitem__ (+ tensors)": ms_per_item(train_set.__getitem__, items),
     }
-course.table([{"one item": k, "ms": f"{v:.1f}"} for k, v in breakdown.items()])
-print(f"{len(items) - 1} items, one process · {course.hardware()}"[:100])
+course.table([{"one window": k, "ms": f"{v:.1f}",
+               "MiB/s": f"{window_bytes / MiB / (v / 1000):.0f}"} for k, v in breakdown.items()])
+print(f"{len(items) - 1} windows, one process · {load()}")
+print(course.hardware())
 
 # %% [markdown]
-# Read the first table from the top: the ceiling; xbatcher's defaults in one process (they load with
-# Dask's thread pool); our own `.load()` with the synchronous scheduler (in one process the two differ
-# little, and the order can change from run to run on a busy machine: the scheduler matters inside
-# DataLoader workers, where a thread pool in each of N workers would put N × N threads on N cores);
-# and the DataLoader, where the worker processes decode windows in parallel
-# with each other and with whatever the main process does. Start-up (a fresh interpreter per worker,
-# importing torch and xarray) is paid once per `DataLoader`; `persistent_workers=True` keeps the
-# workers across passes, so the training below reuses the same workers.
+# Reading a window's chunks with plain `zarr` is a small part of an item's time. Most of it is per-item
+# Python work: Xarray's indexing, xbatcher's, building and running a small Dask graph, converting. It
+# costs about the same for a window of a few kB as for one of a few MB, and no disk can make it
+# faster. Worse, the Dask row grows with the *store*: every window is sliced out of a graph with one
+# task per chunk of the whole store, so at the workshop size (fifty times more chunks) it is many
+# times slower than at the default size, while plain `zarr` and Xarray without Dask stay the same. Three remedies follow:
 #
-# What limits the DataLoader? Each worker is a separate process that needs a core of its own: on a
-# machine whose cores are busy with other work, more processes only queue for the same cores, and the
-# per-item Python work (indexing, Dask's graph, decoding, converting) runs slower than on a quiet one.
-# Compare the loader's rate with the single-process rates above: it should be about the
-# single-process rate times the number of workers when enough cores are free. The breakdown shows the
-# rest: reading a window's chunks with plain `zarr` is a small part of an item's time; most of it is
-# per-item Python work in Xarray, xbatcher and Dask (indexing, building and running a small graph),
-# which is the same for a window of a few kB or a few MB. Larger windows, or no Dask for windows that
-# are one chunk (exercise 3.2), move the feed rate towards the raw read rate.
+# 1. **No Dask for the read.** A window is one chunk per variable, so Dask has nothing to parallelise:
+#    open the store with `chunks=None` and Xarray turns the window into one Zarr read per variable.
+# 2. **Fewer, larger items.** Pay the per-item work once for many windows: one item is one xbatcher
+#    window of a whole **time block** (32 steps of the whole grid, cropped to whole patches). Zarr
+#    fetches all of its chunks in one call per variable, and NumPy cuts the block into the 32 × 32
+#    patches (a reshape, no Python loop). One item is then a mini-batch of every patch of that block.
+# 3. **Fewer passes over the bytes.** Once the Python work is paid per block, NumPy's passes over the
+#    data count. The store holds int16 with a `scale_factor` and an `add_offset` (as ERA5 does);
+#    Xarray decodes them into float64 (the attributes are float64), then we would convert, normalise
+#    and copy each patch. Reading the integers as stored (`mask_and_scale=False`) and decoding,
+#    normalising and cutting in one go into a float32 array touches every value twice, not ten times.
+#
+# `course.feed.PatchBlocks` does all three; the windows it cuts are exactly `PatchWindows`' windows
+# (the checks at the end compare them):
+
+# %%
+#| label: blocks-source
+print(inspect.getsource(feed.PatchBlocks._input_dims))
+print(inspect.getsource(feed.PatchBlocks.__getitem__))
+print(inspect.getsource(feed.PatchBlocks._decode_into))
+
+# %%
+#| label: blocks
+blocks = feed.PatchBlocks(STORE, INPUTS, "t2m", WINDOW, time_slice=train_slice, stats=stats)
+patches_per_block = n_y * n_x
+block_bytes = patches_per_block * window_bytes
+xb, yb = blocks[0]
+print(f"{len(blocks)} time blocks of {patches_per_block} patches: x {tuple(xb.shape)}, y {tuple(yb.shape)}")
+print(f"one item reads {block_bytes / MiB:.1f} MiB (as float32): {patches_per_block} windows at once")
+
+# %% [markdown]
+# ### Measured: the raw read rate and the feed rate
+# The ceiling is what plain `zarr` reads from the same store: every chunk of every variable, one
+# window-sized block of time at a time (Zarr fetches the chunks of a block concurrently), counted as
+# float32 values, decoding nothing. Every reader below is counted the same way: the float32 bytes of
+# the windows it delivers (not the tensors, which repeat `t2m` as the target). First one window per
+# item in this process: as xbatcher's defaults do it; with our `.load()` and the synchronous scheduler;
+# without Dask. Then one time block per item, in this process and through a DataLoader with worker
+# processes. Rates are measured after the first items (start-up is reported apart).
+
+# %%
+#| label: feed-rates
+def raw_read_rate(store, variables, block):
+    """float32-equivalent bytes per second that plain zarr reads from the store, whole chunks only."""
+    group = zarr.open_group(store, mode="r")
+    values, start = 0, time.perf_counter()
+    for v in variables:
+        array = group[v]
+        for t0 in range(0, array.shape[0], block):
+            values += array[t0:t0 + block].size
+    return 4 * values / (time.perf_counter() - start)
+
+
+def rate_in_process(dataset, n_items, scheduler=None):
+    order = np.random.default_rng(0).permutation(len(dataset))[:n_items]
+    with dask.config.set(scheduler=scheduler) if scheduler else dask.config.set({}):
+        dataset[int(order[0])]  # warm-up
+        start = time.perf_counter()
+        for i in order[1:]:
+            dataset[int(i)]
+    return (len(order) - 1) / (time.perf_counter() - start)
+
+
+def make_loader(dataset, workers, n_items):
+    """A DataLoader over ``n_items`` random items per pass, its workers kept between passes."""
+    import torch
+
+    return torch.utils.data.DataLoader(
+        dataset, batch_size=None, num_workers=workers, worker_init_fn=feed.worker_init,
+        multiprocessing_context=feed.loader_context() if workers else None, persistent_workers=workers > 0,
+        sampler=torch.utils.data.RandomSampler(dataset, num_samples=n_items))
+
+
+def rate_through_loader(loader, warm_up=2):
+    """Items per second through ``loader`` for one pass, after the first ``warm_up`` items; start-up seconds."""
+    start = time.perf_counter()
+    for k, _ in enumerate(loader):
+        if k == warm_up - 1:  # the workers have started and delivered
+            startup, steady = time.perf_counter() - start, time.perf_counter()
+    return (k + 1 - warm_up) / (time.perf_counter() - steady), startup
+
+
+N_ITEMS, N_BLOCKS = min(len(train_set) - 1, 40), min(len(blocks), 12)
+LOADER_WORKERS = N_WORKERS
+EPOCHS, BLOCKS_PER_EPOCH = 3, min(len(blocks), 24)
+raw_rate = raw_read_rate(STORE, INPUTS, WINDOW["time"])
+xbatcher_defaults = feed.PatchWindows(STORE, INPUTS, "t2m", WINDOW, time_slice=train_slice, stats=stats,
+                                      preload_batch=True)
+window_loader = make_loader(train_set, LOADER_WORKERS, 32)
+loader = make_loader(blocks, LOADER_WORKERS, BLOCKS_PER_EPOCH)  # the training below reuses it
+readers = {  # name: (items per second, bytes per item)
+    "window · xbatcher defaults": (rate_in_process(xbatcher_defaults, N_ITEMS), window_bytes),
+    "window · .load(), synchronous Dask": (rate_in_process(train_set, N_ITEMS, "synchronous"), window_bytes),
+    "window · no Dask": (rate_in_process(no_dask, N_ITEMS), window_bytes),
+    f"window · DataLoader, {LOADER_WORKERS} workers": (rate_through_loader(window_loader, 2 * LOADER_WORKERS)[0],
+                                                       window_bytes),
+    "time block · no Dask": (rate_in_process(blocks, N_BLOCKS), block_bytes),
+}
+del window_loader  # stops its workers
+loader_rate, loader_startup = rate_through_loader(loader, warm_up=2 * LOADER_WORKERS)
+readers[f"time block · DataLoader, {LOADER_WORKERS} workers"] = (loader_rate, block_bytes)
+rows = [{"one item is a …": "plain zarr (the ceiling)", "samples/s": "",
+         "MiB/s": f"{raw_rate / MiB:.0f}", "of raw": "100 %"}]
+for name, (items_per_s, nbytes) in readers.items():
+    samples = (T - 1) * nbytes // window_bytes  # samples in one item
+    rows.append({"one item is a …": name, "samples/s": f"{items_per_s * samples:.0f}",
+                 "MiB/s": f"{items_per_s * nbytes / MiB:.0f}",
+                 "of raw": f"{100 * items_per_s * nbytes / raw_rate:.0f} %"})
+feed_fraction = loader_rate * block_bytes / raw_rate
+course.table(rows)
+print(f"{feed.loader_context()} DataLoader workers, start-up {loader_startup:.1f} s not counted · {load()}")
+print(course.hardware())
+
+# %% [markdown]
+# Read the table from the top. One window per item, the per-item work caps the rate whatever we do:
+# the synchronous scheduler saves Dask's thread pool, dropping Dask saves the graph, and DataLoader
+# workers run items side by side, but each item still pays its Python overhead for a small window.
+# One time block per item pays it once for a whole block of windows, and the rate jumps towards the
+# ceiling. The DataLoader's workers then read and cut blocks in parallel with each other and with the
+# training in the main process: the feed rate to compare with the raw read rate is the last row.
+#
+# What is left between the two? Work the ceiling does not do: decoding int16 to float32 while
+# normalising and cutting patches, and copying tensors from the workers to the main process (through
+# shared memory). And cores: each DataLoader worker needs a core of its own; where other work holds
+# the cores, workers queue for them (the load average is printed with the table). Start-up (a fresh interpreter per worker, importing
+# torch and xarray) is paid once per `DataLoader`; `persistent_workers=True` keeps the workers across
+# passes, so the training below reuses the same workers.
 #
 # ### A small model, trained for a few epochs
 # A two-layer convolutional network predicts the *change* of `t2m` over one step from the five fields
-# on the patch; adding the current `t2m` gives the forecast. Each epoch sees a random selection of
-# training windows.
+# on the patch; adding the current `t2m` gives the forecast. Each mini-batch is every patch of one time
+# block; each epoch visits time blocks in a random order.
 
 # %%
 #| label: train
@@ -605,47 +691,47 @@ for epoch in range(EPOCHS):
         losses.append(loss.item())
         seen += x.shape[0]
     epoch_rates.append(seen / (time.perf_counter() - start))
-    print(f"epoch {epoch + 1}: mean loss {np.mean(losses[-WINDOWS_PER_EPOCH:]):.4f} · {epoch_rates[-1]:.0f} samples/s "
-          f"(model and feed together)")
+    print(f"epoch {epoch + 1}: mean loss {np.mean(losses[-BLOCKS_PER_EPOCH:]):.4f} · "
+          f"{epoch_rates[-1]:.0f} samples/s (model and feed together)")
 del loader  # stops the persistent workers
 loss_after = held_out_loss()
 print(f"loss on 8 fixed windows: {loss_before:.4f} before training, {loss_after:.4f} after")
-print(course.hardware())
+print(f"{load()} · {course.hardware()}"[:100])
 
 # %%
 #| label: fig-loss
-#| fig-cap: "Training loss (mean squared error of normalised t2m one step ahead) for every mini-batch of one window."
+#| fig-cap: "Training loss (mean squared error of normalised t2m one step ahead) for every mini-batch: every patch of one time block."
 #| fig-alt: "Line chart of the loss against the mini-batch number, falling quickly in the first epoch and then levelling off; vertical dotted lines separate the epochs."
 fig, ax = plt.subplots(figsize=(10, 4.5))
-ax.plot(losses, color="#0072B2", linewidth=1.5, label="one window (31 samples)")
+ax.plot(losses, color="#0072B2", linewidth=1.5)
 for e in range(1, EPOCHS):
-    ax.axvline(e * WINDOWS_PER_EPOCH, color="#999999", linestyle=":")
+    ax.axvline(e * BLOCKS_PER_EPOCH, color="#999999", linestyle=":")
 ax.set_yscale("log")
-ax.set_xlabel("mini-batch")
+ax.set_xlabel(f"mini-batch ({xb.shape[0]} samples: every patch of one time block)")
 ax.set_ylabel("MSE (normalised)")
-ax.set_title(f"{EPOCHS} epochs of {WINDOWS_PER_EPOCH} windows", loc="left")
+ax.set_title(f"{EPOCHS} epochs of {BLOCKS_PER_EPOCH} time blocks", loc="left")
 fig.text(0.01, 0.01, course.hardware(), fontsize=10, color="#555555")
 fig.tight_layout(rect=(0, 0.04, 1, 1))
 plt.show()
 
 # %% [markdown]
 # ### Exercises (module 3)
-# **3.1** Run `rate_through_loader(make_loader(train_set, 0, 20))` (no worker processes) and with one worker.
-# Where does the time go in each case?
+# **3.1** Run `rate_through_loader(make_loader(blocks, 0, 8))` (no worker processes) and with one
+# worker. Where does the time go in each case?
 #
-# **3.2** Build a `PatchWindows` with `use_dask=False` (the store opened without Dask; Xarray reads the
-# window straight from Zarr) and measure `rate_in_process` again. Why can it be faster?
+# **3.2** One item of `PatchBlocks` is a mini-batch of every patch of one time block. Your model wants
+# mini-batches of 64 samples drawn from many blocks. What would you change, without giving back the
+# feed rate?
 #
 # <details><summary>Solutions</summary>
 #
 # **3.1** With no workers the main process reads, decodes and trains in turn; with one worker reading
-# overlaps with training but decoding is still one core. The rates in the table tell you which one is
-# the bottleneck: if the loader is close to the raw read rate, the disk is; if not, the per-item
-# Python work (indexing, building the Dask graph, converting) is.
+# overlaps with training but reading and cutting is still one core. Compare with the table: if the
+# loader is close to the raw read rate, the disk is the limit; if not, the per-item work or the cores.
 #
-# **3.2** Without Dask there is no graph to build per window: Xarray turns the `isel` into one Zarr
-# read. For windows that are exactly one chunk, Dask adds nothing but overhead; it pays off when a
-# window spans many chunks, or when you compute on the whole store.
+# **3.2** Keep reading in blocks and shuffle afterwards: split each item into mini-batches in the
+# training loop, or keep a buffer of a few blocks and draw random samples from it (a shuffle buffer).
+# What must stay large is the unit of *reading*, not the unit of *training*.
 # </details>
 
 # %% [markdown]
@@ -737,6 +823,9 @@ plt.show()
 # - Never `ds.load()` blindly: compare `ds.nbytes` with what you have.
 # - Feed PyTorch from Zarr with xbatcher windows: `.load()` per item, forkserver workers, synchronous
 #   Dask in the workers, Zarr opened per worker; measure the feed rate against plain zarr.
+# - Per-item Python work, not the disk, limits a feed of small windows: read without Dask
+#   (`chunks=None`) and make items large (a time block of many patches), then shuffle for training.
+# - Rechunking holds both layouts at once: convert in slabs sized from the workers' measured room.
 # - Evaluate with `xskillscore` along `time`: a map of skill, against a baseline.
 
 # %% [markdown]
@@ -776,6 +865,19 @@ def test_items_are_step_ahead_pairs():
     x, y = train_set[0]
     np.testing.assert_allclose(x[1:, 0].numpy(), y[:-1, 0].numpy(), rtol=1e-6)
     np.testing.assert_allclose(y[:, 0].numpy(), t2m[1:], rtol=1e-5, atol=1e-5)
+
+
+def test_blocks_cut_the_same_windows():
+    x, y = blocks[1]
+    for k in (0, patches_per_block - 1):
+        xw, yw = train_set[patches_per_block + k]
+        rows = slice(k * (T - 1), (k + 1) * (T - 1))
+        np.testing.assert_allclose(x[rows].numpy(), xw.numpy(), atol=1e-4)  # float32 vs float64 decoding
+        np.testing.assert_allclose(y[rows].numpy(), yw.numpy(), atol=1e-4)
+
+
+def test_store_written_in_slabs_of_whole_chunks():
+    assert all(rows.start % WINDOW["time"] == 0 for rows in slabs) and slabs[-1].stop == ds.time.size
 
 
 def test_training_reduced_the_loss():
