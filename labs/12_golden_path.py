@@ -698,6 +698,23 @@ loss_after = held_out_loss()
 print(f"loss on 8 fixed windows: {loss_before:.4f} before training, {loss_after:.4f} after")
 print(f"{load()} · {course.hardware()}"[:100])
 
+# %% [markdown]
+# Is the feed still what we wait for? Put the training rate next to what the loader delivered on its
+# own, measured above:
+
+# %%
+#| label: train-vs-feed
+feed_samples_per_s = loader_rate * ((T - 1) * block_bytes // window_bytes)
+model_bound = feed_samples_per_s > 2 * epoch_rates[-1]
+print(f"the loader alone: {feed_samples_per_s:.0f} samples/s · training: {epoch_rates[-1]:.0f} samples/s")
+print("the model sets the pace now, not the data" if model_bound else "the data still set the pace")
+
+# %% [markdown]
+# Where the loader delivers several times what the training consumes, the model is the bottleneck:
+# more loader workers or a faster store would change nothing, and the next step is a faster model
+# step (a GPU, episode 11, or a smaller network). Where the two are close, the feed is still worth
+# tuning. This is the question to ask of any training loop before optimising either side.
+
 # %%
 #| label: fig-loss
 #| fig-cap: "Training loss (mean squared error of normalised t2m one step ahead) for every mini-batch: every patch of one time block."
