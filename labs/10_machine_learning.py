@@ -580,19 +580,24 @@ client.close()
 # </details>
 #
 # **Exercise 3 (10 min): more passes.** One pass over the data is one *epoch*. Call
-# `incremental.partial_fit(...)` on the training data twice more (inside `ml.deadline`) and score again.
-# Does a second epoch help this linear model?
+# `incremental.partial_fit(...)` on the training data twice more, a few blocks per call as in section 4
+# (inside `ml.deadline`), and score again on the test sample. Does a second epoch help this linear model?
 #
 # <details><summary>Solution</summary>
 #
 # ```python
+# client = clusters.client(n_workers=N_WORKERS, memory_limit=memory_limit, local_only=True)
 # with ml.deadline(client, "more epochs"):
 #     for epoch in range(2):
-#         incremental.partial_fit(scaler.transform(X_train), y_train, classes=[0, 1])
-#     print(incremental.score(scaler.transform(X_test), y_test))
+#         for i in range(0, len(order), BLOCKS_PER_CALL):
+#             some = order[i:i + BLOCKS_PER_CALL]
+#             incremental.partial_fit(X_scaled.blocks[some], y_train.blocks[some], classes=[0, 1])
+# print((incremental.predict(scaler.transform(Xt.copy())) == yt).mean())
+# client.close()
 # ```
-# (Start a client first if you closed it.) The score barely moves: a linear model converges within
-# one pass over this many rows. Extra epochs matter for small data or for models with more parameters.
+# The score barely moves: a linear model converges within one pass over this many rows. Extra epochs
+# matter for small data or for models with more parameters. (One call with all blocks,
+# `partial_fit(X_scaled, y_train)`, would let Dask read ahead of the model: see section 4.)
 # </details>
 #
 # **Exercise 4 (5 min): where is the time?** Open the dashboard link during training. Which tasks

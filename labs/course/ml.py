@@ -6,6 +6,11 @@
   ``course.clusters.compute``, and ends in ``clusters.ClusterTrouble`` instead of an endless wait.
 * ``idle_worker_bytes(client)`` the resident memory of each worker process of ``client``, read from
   the operating system after the workers have imported what the lab's tasks need.
+* ``peak_on_worker(client, fn, *args)`` runs ``fn(*args)`` as one task on one worker and returns its peak
+  resident memory above the worker's level before it (OS, sampled every 2 ms): what one block costs.
+* ``Steps(client)``  ``with steps("what"):`` = ``deadline`` + the step's time + every worker's peak memory.
+* ``call_with_deadline(client, fn, what)`` for libraries that wait on the cluster by themselves (joblib's
+  Dask backend, ``xgboost.dask``): ``fn()`` in a thread, its tasks cancelled if it passes the deadline.
 """
 
 from __future__ import annotations
@@ -36,8 +41,14 @@ def deadline(client, what: str = "the computation", timeout: float | None = None
     """
     import dask
     from dask.core import flatten
+    from dask.optimization import cull
 
     def get(dsk, keys, **kwargs):
+        # Only the tasks the keys need travel to the scheduler. Without this, a computation on a few
+        # blocks of a big array (dask-ml's partial_fit on X.blocks[...]) would send and unpack the
+        # graph of the whole array every time: at workshop size that costs more than the work itself.
+        graph = dsk.__dask_graph__() if hasattr(dsk, "__dask_graph__") else dsk
+        dsk = cull(dict(graph), list(flatten(keys)))[0]
         futures = client.get(dsk, keys, sync=False)
         flat = list(flatten(futures))
         results = dict(zip([f.key for f in flat], _watch(flat, client, what, timeout)))
