@@ -235,8 +235,10 @@ X
 # one worker holds all of them while it builds one more, so a worker needs room for
 # `k = BLOCKS_PER_CALL + 1` blocks above idle. Dask starts spilling a worker's data to disk at 70 % of its
 # limit and pauses it at 80 %; we want neither, so the limit is that room divided by the spill fraction
-# (read from Dask's configuration). Every later step (the scaler, training, scoring, prediction) works on
-# at most that many blocks per worker at a time, so the same limit holds for all of them.
+# (read from Dask's configuration). The same limit must hold for every later step, so each is built to
+# keep only a few blocks per worker: training takes `BLOCKS_PER_CALL` blocks per call; the scaler and the
+# maps are reductions, where Dask starts about one block per worker thread at a time (root-task queuing,
+# episode 04) and keeps only small partial results; the samples read a few blocks, never all.
 
 # %%
 #| label: memory-budget
