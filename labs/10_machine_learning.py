@@ -225,7 +225,7 @@ X
 # %% [markdown]
 # **How much memory may a worker have?** Enough for what it holds when idle plus a few blocks in
 # flight, and no more: the point is to show that the workers stay under a limit much smaller than the
-# data. But what does *one block* cost? Its features are 32 MiB of float32, yet building them makes
+# data. But what does *one block* cost? Its features are about 32 MiB of float32, yet building them makes
 # temporary arrays, the scaler and scikit-learn make float64 copies, and `partial_fit` needs its own
 # room. Rather than guess, we **measure** it: `ml.peak_on_worker` runs one block's whole pipeline
 # (read, features, scaling, `partial_fit`) as a single task on a worker and reads the worker's peak
@@ -234,8 +234,11 @@ X
 # Then the limit. Each training call below hands the model `BLOCKS_PER_CALL` blocks; in the worst case
 # one worker holds all of them while it builds one more, so a worker needs room for
 # `k = BLOCKS_PER_CALL + 1` blocks above idle. Dask starts spilling a worker's data to disk at 70 % of its
-# limit and pauses it at 80 %; we want neither, so the limit is that room divided by the spill fraction
-# (read from Dask's configuration). The same limit must hold for every later step, so each is built to
+# limit and pauses it at 80 %, so the limit is that room divided by the spill fraction (read from Dask's
+# configuration): what we expect a worker to use sits at 70 %, and the margin up to 80 % is for what we
+# did not foresee. The table at the end of section 7 shows how much of that margin each step used.
+#
+# The same limit must hold for every later step, so each is built to
 # keep only a few blocks per worker: training takes `BLOCKS_PER_CALL` blocks per call; the scaler and the
 # maps are reductions, where Dask starts about one block per worker thread at a time (root-task queuing,
 # episode 04) and keeps only small partial results; the samples read a few blocks, never all.
