@@ -32,6 +32,7 @@ import dask
 import dask.array as da
 import matplotlib.pyplot as plt
 import numpy as np
+import psutil
 import xarray as xr
 
 import course
@@ -176,10 +177,16 @@ serial_s = time.perf_counter() - t0
 client = clusters.client(n_workers=N_WORKERS, threads_per_worker=1)
 print(f"dashboard: {client.dashboard_link}")
 idle_rss = ml.idle_worker_bytes(client)     # measured here, used in section 4 to size the memory limit
-with joblib.parallel_backend("dask", wait_for_workers_timeout=60):
-    t0 = time.perf_counter()
-    parallel = GridSearchCV(forest, grid, cv=3, n_jobs=-1).fit(X_tr[pick], y_tr[pick])
-    parallel_s = time.perf_counter() - t0
+
+
+def search_on_cluster():     # joblib's backend is chosen per thread, so inside the function
+    with joblib.parallel_backend("dask", wait_for_workers_timeout=60):
+        return GridSearchCV(forest, grid, cv=3, n_jobs=-1).fit(X_tr[pick], y_tr[pick])
+
+
+t0 = time.perf_counter()     # joblib waits for Dask by itself: ml.call_with_deadline gives it a deadline
+parallel = ml.call_with_deadline(client, search_on_cluster, "the grid search on the cluster")
+parallel_s = time.perf_counter() - t0
 n_fits = 3 * len(grid["max_depth"]) * len(grid["max_features"]) + 1
 grid_rows = [{"run": "one core (n_jobs=1)", "workers": 1, "time": f"{serial_s:.1f} s", "speed-up": "1.00"},
              {"run": "Dask cluster (joblib backend)", "workers": N_WORKERS, "time": f"{parallel_s:.1f} s",
@@ -187,13 +194,12 @@ grid_rows = [{"run": "one core (n_jobs=1)", "workers": 1, "time": f"{serial_s:.1
 print(f"{n_fits} fits; best {parallel.best_params_}, CV accuracy {parallel.best_score_:.3f}\n{course.hardware()}")
 course.table(grid_rows)
 
-# %%
-client.close()   # section 4 starts a cluster with a memory limit computed from idle_rss
-
 # %% [markdown]
 # The best settings are the same either way (the check cell tests it); only the time differs. The
 # speed-up is at most the number of workers, less when the machine is busy or the fits are short
-# compared with shipping the data to the workers.
+# compared with shipping the data to the workers. joblib submits the fits and waits for them itself,
+# so the lab's usual deadline cannot reach inside; `ml.call_with_deadline` runs the search in a
+# thread and cancels its tasks on the cluster if it takes longer than the deadline.
 #
 # **When the data fit but the fitting is slow, parallelise the fits.** When the data do not fit, no
 # amount of parallel fitting helps: the model has to see the data in pieces.
@@ -202,9 +208,8 @@ client.close()   # section 4 starts a cluster with a memory limit computed from 
 # ## 4. Data-bound: training on more data than the workers may hold
 #
 # Now the whole dataset. We open every file lazily, in **blocks** of a few time steps, and build the
-# same features. The block size comes from a target size for one block of features; the workers'
-# memory limit comes from what an idle worker measured above plus room for a few blocks in flight.
-# Nothing here is tuned to this machine: the limit follows from measurements and block sizes.
+# same features. The block size comes from a target size for one block of features (tens of MiB, as
+# in episode 04), not from this machine.
 
 # %%
 #| label: lazy-features
@@ -214,16 +219,59 @@ with xr.open_dataset(files[0]) as first:
 steps_per_block = max(1, round(BLOCK_BYTES / (points * len(FEATURES) * 4)))
 ds = open_dataset(files, steps_per_block)
 X, y = features(ds)
-block_bytes = max(X.chunks[0]) * len(FEATURES) * 8      # the float64 copy a model makes of one block
-budget = 6 * block_bytes                                # a few blocks in flight: read, decode, scale, fit
-memory_limit = int(max(idle_rss) + budget)
 print(f"X: {X.shape[0]:,} rows × {X.shape[1]} features = {X.nbytes / 2**30:.2f} GiB (float32), "
       f"in {X.numblocks[0]} blocks of {steps_per_block} time steps")
-print(f"worker memory limit = idle {max(idle_rss) / 2**20:.0f} MiB + 6 × {block_bytes / 2**20:.0f} MiB "
-      f"= {memory_limit / 2**20:.0f} MiB; {N_WORKERS} workers")
 
 # %%
-X  # the lazy array itself (its own cell: the slides show only the lines above)
+X  # the lazy array itself (its own cell: the slides show only the line above)
+
+# %% [markdown]
+# **How much memory may a worker have?** Enough for what it holds when idle plus a few blocks in
+# flight, and no more: the point is to show that the workers stay under a limit much smaller than the
+# data. But what does *one block* cost? Its features are about 32 MiB of float32, yet building them makes
+# temporary arrays, the scaler and scikit-learn make float64 copies, and `partial_fit` needs its own
+# room. Rather than guess, we **measure** it: `ml.peak_on_worker` runs one block's whole pipeline
+# (read, features, scaling, `partial_fit`) as a single task on a worker and reads the worker's peak
+# memory above its idle level from the operating system.
+#
+# Then the limit. Each training call below hands the model `BLOCKS_PER_CALL` blocks; in the worst case
+# one worker holds all of them while it builds one more, so a worker needs room for
+# `k = BLOCKS_PER_CALL + 1` blocks above idle. Dask starts spilling a worker's data to disk at 70 % of its
+# limit and pauses it at 80 %, so the limit is that room divided by the spill fraction (read from Dask's
+# configuration): what we expect a worker to use sits at 70 %, and the margin up to 80 % is for what we
+# did not foresee. The table at the end of section 7 shows how much of that margin each step used.
+#
+# The same limit must hold for every later step, so each is built to
+# keep only a few blocks per worker: training takes `BLOCKS_PER_CALL` blocks per call; the scaler and the
+# maps are reductions, where Dask starts about one block per worker thread at a time (root-task queuing,
+# episode 04) and keeps only small partial results; the samples read a few blocks, never all.
+
+# %%
+#| label: memory-budget
+from sklearn.base import clone
+from sklearn.linear_model import SGDClassifier
+
+sgd = SGDClassifier(loss="log_loss", alpha=1e-5, average=True, random_state=0)
+
+
+def one_block(Xb, yb):
+    """All that a worker does to one block: read it, build its features, scale them, learn from them."""
+    Xb, yb = dask.compute(Xb, yb, scheduler="sync")
+    clone(sgd).partial_fit(StandardScaler().fit_transform(Xb), yb, classes=[0, 1])
+
+
+block_cost = max(ml.peak_on_worker(client, one_block, X.blocks[i], y.blocks[i])
+                 for i in (0, X.numblocks[0] // 2))           # two blocks: the first, one mid-period
+BLOCKS_PER_CALL = N_WORKERS                          # blocks per training call: one per worker
+k = BLOCKS_PER_CALL + 1                              # the call's blocks + the one being built
+spill = dask.config.get("distributed.worker.memory.spill")    # 0.7 unless configured
+memory_limit = int((max(idle_rss) + k * block_cost) / spill)
+budget = memory_limit - max(idle_rss)                # what a worker may use above idle
+client.close()                                       # the next cluster has this limit
+print(f"one block: {max(X.chunks[0]) * len(FEATURES) * 4 / 2**20:.0f} MiB of features, "
+      f"measured peak {block_cost / 2**20:.0f} MiB")
+print(f"limit = (idle {max(idle_rss) / 2**20:.0f} MiB + {k} × {block_cost / 2**20:.0f} MiB) / {spill}"
+      f" = {memory_limit / 2**20:,.0f} MiB per worker, {N_WORKERS} workers")
 
 # %% [markdown]
 # `dask_ml` mirrors scikit-learn's tools for Dask arrays. Its `train_test_split` splits every block
@@ -236,35 +284,36 @@ X  # the lazy array itself (its own cell: the slides show only the lines above)
 # `Incremental.fit(X, y)` would walk through all blocks in one computation. But the blocks can be
 # read and prepared faster than the model, a chain, can eat them, and Dask would read ahead and hold
 # the blocks waiting their turn: memory would grow with the data. So we hand `Incremental.partial_fit`
-# a few blocks at a time (as many as there are workers), in a shuffled order: the workers read those
-# blocks in parallel, the model learns from them, and only then are the next ones read.
+# `BLOCKS_PER_CALL` blocks at a time (one per worker), in a shuffled order: the workers read those
+# blocks in parallel, the model learns from them, and only then are the next ones read. That bounds the
+# read-ahead, and so the memory, whatever the size of the data.
 #
 # dask-ml starts these computations itself (`dask.compute` inside `fit`). So that they too have a
-# deadline and say what went wrong instead of hanging, we run them inside `ml.deadline(client, ...)`,
-# which sends every computation in the block through the same watch as `clusters.compute`.
+# deadline and say what went wrong instead of hanging, we run each step inside `steps(...)` (an
+# `ml.Steps`): every computation in the block goes through the same watch as `clusters.compute`, and
+# the peak memory of every worker process is sampled from the operating system while it runs.
 
 # %%
 #| label: incremental-train
 from dask_ml.model_selection import train_test_split as dask_split
 from dask_ml.preprocessing import StandardScaler as DaskScaler
 from dask_ml.wrappers import Incremental
-from sklearn.linear_model import SGDClassifier
 
 client = clusters.client(n_workers=N_WORKERS, threads_per_worker=1, memory_limit=memory_limit, local_only=True)
+steps = ml.Steps(client)      # each step: a deadline, its time, every worker's peak memory
 X_train, X_test, y_train, y_test = dask_split(X, y, test_size=0.2, random_state=0)
-with ml.deadline(client, "learning the feature scaling"):
+with steps("scaler: one pass"):
     scaler = DaskScaler().fit(X_train)
 
-sgd = SGDClassifier(loss="log_loss", alpha=1e-5, average=True, random_state=0)
-incremental = Incremental(sgd, scoring="accuracy", random_state=0)
+incremental = Incremental(clone(sgd), scoring="accuracy", random_state=0)
 X_scaled = scaler.transform(X_train)
 order = np.random.default_rng(0).permutation(X_scaled.numblocks[0])   # blocks in a shuffled order
 sampler = clusters.WorkerMemorySampler()
 idle_now = sum(ml.idle_worker_bytes(client))
-with ml.deadline(client, "training block by block"), sampler.sample("training"):
+with steps("training: one pass"), sampler.sample("training"):
     t0 = time.perf_counter()
-    for i in range(0, len(order), N_WORKERS):       # a few blocks per call: read in parallel, fit in turn
-        some = order[i:i + N_WORKERS]
+    for i in range(0, len(order), BLOCKS_PER_CALL):  # a few blocks per call: read in parallel, fit in turn
+        some = order[i:i + BLOCKS_PER_CALL]
         incremental.partial_fit(X_scaled.blocks[some], y_train.blocks[some], classes=[0, 1])
     train_s = time.perf_counter() - t0
 peak = max(b for _, b in sampler.samples["training"])
@@ -313,16 +362,24 @@ plt.show()
 #   block by block on Dask arrays, like `ParallelPostFit` below);
 # - *xgboost.dask* (gradient-boosted trees, trained across the workers): see section 7.
 #
-# Strided slices (`X_test[::k]`) take a sample without shuffling the data.
+# Reading a sample must not read everything: we take rows from a few blocks spread evenly over the
+# whole period (every season, every year), every `m`-th row of each, so that a sample is about as many
+# rows as one block, which we know fits: we measured what a worker needs to process one block. The
+# test sample scores every model; the training sample is what "in memory" trains on.
 
 # %%
 #| label: samples
-SAMPLE_ROWS = 200_000
-k_test = max(1, X_test.shape[0] // SAMPLE_ROWS)
-k_train = max(1, X_train.shape[0] // SAMPLE_ROWS)
-with ml.deadline(client, "reading the test and training samples"):
-    Xt, yt, Xs, ys = dask.compute(X_test[::k_test], y_test[::k_test], X_train[::k_train], y_train[::k_train])
-in_memory = make_pipeline(StandardScaler(), SGDClassifier(loss="log_loss", alpha=1e-5, average=True, random_state=0))
+m = min(X.numblocks[0], 16)                               # blocks in the sample, spread over the period
+picked = np.linspace(0, X.numblocks[0] - 1, m).round().astype(int)
+
+
+def sample(a):
+    return da.concatenate([a.blocks[i][::m] for i in picked])   # every m-th row of each picked block
+
+
+with steps("samples: a few blocks"):
+    Xt, yt, Xs, ys = dask.compute(sample(X_test), sample(y_test), sample(X_train), sample(y_train))
+in_memory = make_pipeline(StandardScaler(), clone(sgd))
 t0 = time.perf_counter()
 in_memory.fit(Xs, ys)
 in_memory_s = time.perf_counter() - t0
@@ -352,7 +409,7 @@ grid_now = ds.t2m.isel(time=slice(0, -1))
 p_map = xr.DataArray(p_rain.reshape(grid_now.shape).rechunk(grid_now.chunks), coords=grid_now.coords,
                      dims=grid_now.dims, name="p_rain")
 observed = (ds.tp.isel(time=slice(1, None)) * 1000 > RAIN_MM)
-with ml.deadline(client, "the maps of predicted and observed rain frequency"):
+with steps("maps: predict every row"):
     predicted_freq, observed_freq = dask.compute(p_map.mean("time"), observed.mean("time"))
 print(p_map)
 
@@ -435,7 +492,9 @@ course.table([{"piece": k, "result": v} for k, v in broken.items()])
 # One honest difference: `xgboost.dask` loads its training data into the workers' memory (a
 # `DaskDMatrix` is persisted), so the training set must fit in the cluster's combined memory. It is a
 # cluster tool for data that fit *across* machines, not an out-of-core one. We train it on the same
-# in-memory subsample the scikit-learn model had, spread over the workers.
+# in-memory subsample the scikit-learn model had: about one block's rows, which the budget we measured
+# has room for, spread over the workers. `xgboost.dask.train` waits for the workers by itself, so
+# `ml.call_with_deadline` gives it its deadline.
 
 # %%
 #| label: xgboost
@@ -444,11 +503,18 @@ import xgboost.dask
 
 xgb_X = da.from_array(Xs, chunks=(max(1, len(Xs) // N_WORKERS), -1))
 xgb_y = da.from_array(ys, chunks=(xgb_X.chunks[0],))
-t0 = time.perf_counter()
-dtrain = xgboost.dask.DaskDMatrix(client, xgb_X, xgb_y)
-booster = xgboost.dask.train(client, {"objective": "binary:logistic", "tree_method": "hist", "max_depth": 6,
-                                      "nthread": 1}, dtrain, num_boost_round=50)["booster"]
-xgb_s = time.perf_counter() - t0
+params = {"objective": "binary:logistic", "tree_method": "hist", "max_depth": 6, "nthread": 1}
+
+
+def train_trees():
+    dtrain = xgboost.dask.DaskDMatrix(client, xgb_X, xgb_y)
+    return xgboost.dask.train(client, params, dtrain, num_boost_round=50)["booster"]
+
+
+with steps("xgboost.dask: the sample"):
+    t0 = time.perf_counter()
+    booster = ml.call_with_deadline(client, train_trees, "xgboost.dask training")
+    xgb_s = time.perf_counter() - t0
 xgb_accuracy = float(((booster.inplace_predict(Xt) > 0.5) == yt).mean())
 print(f"xgboost {xgboost.__version__}: {len(ys):,} rows, trained in {xgb_s:.1f} s")
 
@@ -466,11 +532,21 @@ score_rows = [{"model": m, "trained on": rows, "test accuracy": f"{acc:.3f}"} fo
 print(f"same {len(yt):,} test rows for every model; {course.hardware()}")
 course.table(score_rows)
 
+# %% [markdown]
+# Every step on the big cluster, with the highest peak of any worker (from the operating system)
+# against its limit. No step holds more than a few blocks per worker, whatever the size of the data:
+
+# %%
+#| label: steps
+load = ", ".join(f"{x:.1f}" for x in psutil.getloadavg())
+print(f"{course.hardware()}; load average {load}")
+course.table(steps.rows(memory_limit))
+
 # %%
 client.close()
 
 # %% [markdown]
-# Read the table carefully. The incremental model matches the in-memory one: the same kind of model,
+# Read the table of scores carefully. The incremental model matches the in-memory one: the same kind of model,
 # and a linear model does not get much better from more rows of the same weather. What more data buys
 # you here is *coverage*, every season, every region, without deciding what to throw away. Every
 # model is far better than "always dry", but persistence is hard to beat: compare the trees' score
@@ -501,30 +577,35 @@ client.close()
 # </details>
 #
 # **Exercise 2 (10 min): block size and memory.** Rebuild the features with blocks four times larger
-# (`BLOCK_BYTES = 128 * 2**20`), recompute the memory limit, and train again while sampling memory.
-# How does the peak move? Where is the limit now, and why does it move too?
+# (`BLOCK_BYTES = 128 * 2**20`), measure one block again (`memory-budget` cell), and train again while
+# sampling memory. How do the block's cost, the limit and the peak move?
 #
 # <details><summary>Solution</summary>
 #
-# The peak above idle grows roughly with the block size (a few blocks are in flight), and so does the
-# limit, because we sized it from the block size: `idle + 6 × block`. Larger blocks mean fewer tasks
-# and less overhead; smaller blocks mean less memory. Keep blocks at tens to a few hundred MiB.
+# The measured cost of a block grows roughly with its size, and so does the limit, because we sized it
+# from that cost: `(idle + k × block) / 0.7`. The peak above idle follows. Larger blocks mean fewer
+# tasks and less overhead per row; smaller blocks mean less memory. Keep blocks at tens to a few hundred MiB.
 # </details>
 #
 # **Exercise 3 (10 min): more passes.** One pass over the data is one *epoch*. Call
-# `incremental.partial_fit(...)` on the training data twice more (inside `ml.deadline`) and score again.
-# Does a second epoch help this linear model?
+# `incremental.partial_fit(...)` on the training data twice more, a few blocks per call as in section 4
+# (inside `ml.deadline`), and score again on the test sample. Does a second epoch help this linear model?
 #
 # <details><summary>Solution</summary>
 #
 # ```python
+# client = clusters.client(n_workers=N_WORKERS, memory_limit=memory_limit, local_only=True)
 # with ml.deadline(client, "more epochs"):
 #     for epoch in range(2):
-#         incremental.partial_fit(scaler.transform(X_train), y_train, classes=[0, 1])
-#     print(incremental.score(scaler.transform(X_test), y_test))
+#         for i in range(0, len(order), BLOCKS_PER_CALL):
+#             some = order[i:i + BLOCKS_PER_CALL]
+#             incremental.partial_fit(X_scaled.blocks[some], y_train.blocks[some], classes=[0, 1])
+# print((incremental.predict(scaler.transform(Xt.copy())) == yt).mean())
+# client.close()
 # ```
-# (Start a client first if you closed it.) The score barely moves: a linear model converges within
-# one pass over this many rows. Extra epochs matter for small data or for models with more parameters.
+# The score barely moves: a linear model converges within one pass over this many rows. Extra epochs
+# matter for small data or for models with more parameters. (One call with all blocks,
+# `partial_fit(X_scaled, y_train)`, would let Dask read ahead of the model: see section 4.)
 # </details>
 #
 # **Exercise 4 (5 min): where is the time?** Open the dashboard link during training. Which tasks
@@ -572,6 +653,7 @@ def test_every_training_row_seen():
 
 def test_workers_stay_under_their_limit():
     assert peak < N_WORKERS * memory_limit
+    assert steps.highest() < 0.95 * memory_limit  # no worker in any step came near where Dask kills it
     if course.size() != "small":  # the data fed to training are many times what the workers may hold
         assert X_train.nbytes >= 4 * N_WORKERS * memory_limit
 

@@ -6,6 +6,11 @@
   ``course.clusters.compute``, and ends in ``clusters.ClusterTrouble`` instead of an endless wait.
 * ``idle_worker_bytes(client)`` the resident memory of each worker process of ``client``, read from
   the operating system after the workers have imported what the lab's tasks need.
+* ``peak_on_worker(client, fn, *args)`` runs ``fn(*args)`` as one task on one worker and returns its peak
+  resident memory above the worker's level before it (OS, sampled every 2 ms): what one block costs.
+* ``Steps(client)``  ``with steps("what"):`` = ``deadline`` + the step's time + every worker's peak memory.
+* ``call_with_deadline(client, fn, what)`` for libraries that wait on the cluster by themselves (joblib's
+  Dask backend, ``xgboost.dask``): ``fn()`` in a thread, its tasks cancelled if it passes the deadline.
 """
 
 from __future__ import annotations
@@ -36,8 +41,14 @@ def deadline(client, what: str = "the computation", timeout: float | None = None
     """
     import dask
     from dask.core import flatten
+    from dask.optimization import cull
 
     def get(dsk, keys, **kwargs):
+        # Only the tasks the keys need travel to the scheduler. Without this, a computation on a few
+        # blocks of a big array (dask-ml's partial_fit on X.blocks[...]) would send and unpack the
+        # graph of the whole array every time: at workshop size that costs more than the work itself.
+        graph = dsk.__dask_graph__() if hasattr(dsk, "__dask_graph__") else dsk
+        dsk = cull(dict(graph), list(flatten(keys)))[0]
         futures = client.get(dsk, keys, sync=False)
         flat = list(flatten(futures))
         results = dict(zip([f.key for f in flat], _watch(flat, client, what, timeout)))
@@ -93,3 +104,136 @@ def quiet_released_run_spec_warnings() -> None:
     logger = logging.getLogger("distributed.scheduler")
     if not any(isinstance(f, _ReleasedRunSpecFilter) for f in logger.filters):
         logger.addFilter(_ReleasedRunSpecFilter())
+
+
+# --------------------------------------------------------------------------- memory, measured per block
+
+
+def _rss() -> int:
+    import psutil
+
+    return psutil.Process().memory_info().rss
+
+
+def _peak_of(fn, *args, interval: float = 0.002) -> int:
+    """Runs on a worker: ``fn(*args)`` while a thread samples this process's RSS; the peak above the start."""
+    import gc
+    import threading
+
+    gc.collect()
+    start = peak = _rss()
+    stop = threading.Event()
+
+    def sample():
+        nonlocal peak
+        while not stop.is_set():
+            peak = max(peak, _rss())
+            stop.wait(interval)
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    try:
+        fn(*args)
+    finally:
+        stop.set()
+        thread.join()
+    peak = max(peak, _rss())
+    return peak - start
+
+
+def peak_on_worker(client, fn, *args, what: str = "measuring one block", timeout: float | None = None) -> int:
+    """Run ``fn(*args)`` as one task on one worker and return its peak resident memory above the worker's
+    memory before the task (bytes, from the operating system, sampled every 2 ms). Dask collections among
+    ``args`` arrive as collections: ``fn`` computes them itself (``scheduler="sync"``), so the whole
+    pipeline of the piece it is given runs, and is measured, inside that one task."""
+    future = client.submit(_peak_of, fn, *args, pure=False)
+    try:
+        return clusters.wait_for(future, client, what, timeout)
+    finally:
+        if not future.done():
+            future.cancel()
+
+
+class Steps:
+    """Each step of a lab on ``client``: a deadline for every Dask computation inside it (``deadline``),
+    its wall time, and the peak resident memory of every worker process while it runs (OS, 50×/s).
+
+    >>> steps = Steps(client)                             # doctest: +SKIP
+    >>> with steps("learning the scaling"):
+    ...     scaler = DaskScaler().fit(X_train)
+    >>> steps.peak["learning the scaling"]               # {worker address: bytes}
+    """
+
+    def __init__(self, client):
+        self.client = client
+        self.peak: dict[str, dict[str, int]] = {}
+        self.seconds: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, what: str, timeout: float | None = None):
+        start = time.perf_counter()
+        with deadline(self.client, what, timeout), clusters.PeakMemory(self.client) as peak:
+            yield
+        self.peak[what] = dict(peak.peak)
+        self.seconds[what] = time.perf_counter() - start
+
+    def highest(self) -> int:
+        """The highest peak of any worker in any step so far."""
+        return max((b for p in self.peak.values() for b in p.values()), default=0)
+
+    def rows(self, memory_limit: int) -> list[dict]:
+        """One row per step, for ``course.table``: time, and the highest worker peak against the limit."""
+        return [{"step": what, "time": f"{self.seconds[what]:.0f} s",
+                 "highest worker peak": f"{max(p.values()) / 2**20:,.0f} MiB",
+                 "of its limit": f"{max(p.values()) / memory_limit:.0%}"} for what, p in self.peak.items()]
+
+
+def call_with_deadline(client, fn, what: str = "the computation", timeout: float | None = None,
+                       poll: float = 0.5):
+    """``fn()`` in a thread, with the deadline and paused-worker watch of ``clusters.compute``.
+
+    For libraries that submit to the cluster and wait by themselves, where ``deadline`` cannot reach:
+    joblib's Dask backend (``GridSearchCV``). Giving up cancels every task this client has on the
+    cluster, so ``fn`` stops too, and raises ``clusters.ClusterTrouble``. joblib's backend setting is
+    per thread: enter ``joblib.parallel_backend`` inside ``fn``.
+    """
+    import concurrent.futures
+
+    from distributed import Future
+
+    limit = clusters.deadline(timeout)
+    start = time.monotonic()
+    paused_since = None
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+    job = pool.submit(fn)
+    try:
+        while True:
+            try:
+                return job.result(timeout=poll)
+            except concurrent.futures.TimeoutError:
+                pass
+            now = time.monotonic()
+            workers = client.scheduler_info(n_workers=-1)["workers"].values()
+            if workers and all(w.get("status") == "paused" for w in workers):
+                paused_since = paused_since or now
+                if now - paused_since > clusters.PAUSED_GRACE_S:
+                    raise clusters.ClusterTrouble(
+                        f"{what} stopped: every worker has been paused (memory above 80 % of its limit) for "
+                        f"{now - paused_since:.0f} s. Try smaller data, fewer jobs, or a larger memory_limit.")
+            else:
+                paused_since = None
+            if now - start > limit:
+                raise clusters.ClusterTrouble(
+                    f"{what} did not finish within its deadline of {limit:.0f} s and was cancelled. The "
+                    f"dashboard ({client.dashboard_link}) shows what the workers are doing; raise the deadline "
+                    f"with COURSE_DEADLINE_S=<seconds> or search a smaller grid or sample.")
+    finally:
+        if not job.done():
+            keys = list(client.futures)
+            if keys:
+                client.cancel([Future(k, client) for k in keys], force=True)
+            try:
+                job.result(timeout=60)
+            except Exception:  # the cancelled search fails: that is the point
+                pass
+        pool.shutdown(wait=False)
