@@ -773,9 +773,10 @@ print(course.hardware())
 print(bench.load())
 
 # %% [markdown]
-# A generator can cost as much as the rest of the loop. So a comparison that changes the generator
-# and the tool at once measures both together, and cannot say which one made the difference. The
-# statistical quality of all of these is ample for π; for serious Monte-Carlo work use a generator
+# A generator can cost as much as the rest of the loop, or many times more: in a compiled loop that
+# the compiler vectorises, a call per random number is often the slowest part (read the ratios). So a
+# comparison that changes the generator and the tool at once measures both together, and cannot say
+# which one made the difference. The statistical quality of all of these is ample for π; for serious Monte-Carlo work use a generator
 # with a published record, such as NumPy's, and give each chunk its own independent stream
 # (`np.random.SeedSequence(...).spawn(n)` does that properly).
 #
