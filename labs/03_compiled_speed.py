@@ -776,9 +776,9 @@ print(bench.load())
 # A generator can cost as much as the rest of the loop, or many times more: in a compiled loop that
 # the compiler vectorises, a call per random number is often the slowest part (read the ratios). So a
 # comparison that changes the generator and the tool at once measures both together, and cannot say
-# which one made the difference. The statistical quality of all of these is ample for π; for serious Monte-Carlo work use a generator
-# with a published record, such as NumPy's, and give each chunk its own independent stream
-# (`np.random.SeedSequence(...).spawn(n)` does that properly).
+# which one made the difference. The statistical quality of all of these is ample for π; for serious
+# Monte-Carlo work use a generator with a published record, such as NumPy's, and give each chunk its
+# own independent stream (`np.random.SeedSequence(...).spawn(n)` does that properly).
 #
 # ### Exercise 3: where is your hot loop?
 # Profile one of your own scripts with `python -m cProfile -s tottime script.py`, then
