@@ -245,11 +245,13 @@ print(inspect.getsource(clusters.client))
 # A `LocalCluster` of worker processes that binds `127.0.0.1` only (nobody else on the network can
 # reach it or run code on it), with ports the operating system picks, so it never clashes with
 # another cluster. Inside a batch job that has started a cluster already (episode 05), it joins that
-# one instead: the same lab then runs on the job's nodes.
+# one instead: the same lab then runs on the job's nodes. We give no memory limit here, so each worker
+# gets Dask's default, this machine's RAM shared among the workers; section 7 computes a tight limit
+# from a measured idle worker, where the limit is the lesson.
 
 # %%
 #| label: cluster-start
-client = clusters.client(n_workers=N_WORKERS, threads_per_worker=1, memory_limit="1.5GiB", silence_logs=logging.ERROR)
+client = clusters.client(n_workers=N_WORKERS, threads_per_worker=1, silence_logs=logging.ERROR)
 cluster = client.cluster  # None when we joined a batch job's cluster
 workers = client.scheduler_info(n_workers=-1)["workers"]
 print(f"{len(workers)} worker processes, 1 thread each; scheduler at {client.scheduler.address}")

@@ -95,7 +95,7 @@ print(f"COURSE_SIZE={course.size()} (scale ×{SCALE})")
 # %%
 #| label: cli-commands
 start = time.perf_counter()
-cli = clusters.CommandLineCluster(n_workers=2, threads_per_worker=1, memory_limit="1GiB", workdir=OUT / "cli")
+cli = clusters.CommandLineCluster(n_workers=2, threads_per_worker=1, workdir=OUT / "cli")  # limit: RAM / workers
 cli_start_s = time.perf_counter() - start
 print(wrapped(cli.commands[0]))
 print(wrapped(cli.commands[1]))
@@ -535,7 +535,7 @@ else:
 #
 # ```bash
 # dask worker --scheduler-file _build/05_clusters/cli/scheduler.json --host 127.0.0.1 \
-#     --dashboard-address 127.0.0.1:0 --nthreads 1 --memory-limit 1GiB
+#     --dashboard-address 127.0.0.1:0 --nthreads 1 --memory-limit auto
 # ```
 # `len(client.scheduler_info()["workers"])` becomes 3 and the dashboard shows a third row. Ctrl-C
 # closes the worker gracefully; the scheduler notices and the count goes back to 2. This is how

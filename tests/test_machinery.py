@@ -40,6 +40,16 @@ def broken_lab(tmp_path):
         (BUILD / (path.stem + ".failed.ipynb")).unlink(missing_ok=True)
 
 
+def failure_of(kernel):
+    """Run a lab that must fail; close its kernel either way; return pytest's record of the LabError."""
+    with pytest.raises(LabError) as err:
+        try:
+            kernel.run()
+        finally:
+            kernel.close()
+    return err
+
+
 def test_an_error_names_the_lab_the_cell_and_the_last_output(broken_lab):
     lab = broken_lab("98_error_demo.py", ["x = 1", """
         #| label: load-data
@@ -47,11 +57,7 @@ def test_an_error_names_the_lab_the_cell_and_the_last_output(broken_lab):
         raise FileNotFoundError("no file era5_2000-13.nc")
     """])
     kernel = LabKernel(lab, timeout=120)
-    with pytest.raises(LabError) as err:
-        try:
-            kernel.run()
-        finally:
-            kernel.close()
+    err = failure_of(kernel)
     message = str(err.value)
     assert err.value.kind == "error"
     assert "98_error_demo.py" in message and "#load-data" in message
@@ -73,11 +79,7 @@ def test_a_cell_past_its_limit_fails_fast_and_leaves_nothing_running(broken_lab)
     """])
     kernel = LabKernel(lab, timeout=4)
     start = time.perf_counter()
-    with pytest.raises(LabError) as err:
-        try:
-            kernel.run()
-        finally:
-            kernel.close()
+    err = failure_of(kernel)
     assert time.perf_counter() - start < 60
     message = str(err.value)
     assert err.value.kind == "timeout" and "after 4 s" in message
@@ -96,11 +98,7 @@ def test_a_dead_kernel_is_reported_as_such(broken_lab):
         os.kill(os.getpid(), getattr(signal, "SIGKILL", signal.SIGTERM))
     """])
     kernel = LabKernel(lab, timeout=120)
-    with pytest.raises(LabError) as err:
-        try:
-            kernel.run()
-        finally:
-            kernel.close()
+    err = failure_of(kernel)
     assert err.value.kind == "dead kernel"
     assert "kernel died in #boom" in str(err.value)
 

@@ -214,7 +214,7 @@ class CommandLineCluster:
     ...     client = Client(cluster.address)
     """
 
-    def __init__(self, n_workers: int = 2, threads_per_worker: int = 1, memory_limit: str = "1GiB",
+    def __init__(self, n_workers: int = 2, threads_per_worker: int = 1, memory_limit: str = "auto",
                  workdir: Path | str | None = None, timeout: float = 60, idle_timeout: str = "1h"):
         self.n_workers = n_workers
         self.workdir = Path(workdir) if workdir else ROOT / "_build" / "cli-cluster"
