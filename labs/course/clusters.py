@@ -126,6 +126,32 @@ def compute(obj, client, what: str = "the computation", timeout: float | None = 
     return results
 
 
+def check_progress(client, what: str, start: float, limit: float, paused_since: float | None) -> float | None:
+    """One look at the cluster while something waits on it (``start``: ``time.monotonic()`` when the wait
+    began; ``limit``: its deadline in seconds). Raises ``ClusterTrouble`` when every worker has been paused
+    for ``PAUSED_GRACE_S`` or the deadline has passed; else returns when the pause began (None: no pause)."""
+    now = time.monotonic()
+    workers = client.scheduler_info(n_workers=-1)["workers"].values()
+    paused = [w for w in workers if w.get("status") == "paused"]
+    if workers and len(paused) == len(workers):
+        paused_since = paused_since or now
+        if now - paused_since > PAUSED_GRACE_S:
+            used = ", ".join(f"{_mib(w['metrics']['memory'])} of {_mib(w['memory_limit'])}" for w in paused)
+            raise ClusterTrouble(
+                f"{what} stopped: every worker has been paused for {now - paused_since:.0f} s because its "
+                f"memory is above 80 % of its limit ({used}). Paused workers run no tasks, so it would "
+                f"wait forever. Try smaller chunks, fewer threads per worker, or a larger memory_limit.")
+    else:
+        paused_since = None
+    if now - start > limit:
+        raise ClusterTrouble(
+            f"{what} did not finish within its deadline of {limit:.0f} s. The dashboard "
+            f"({client.dashboard_link}) shows what the workers are doing. If the machine is busy or "
+            f"the data larger than you thought, raise the deadline with COURSE_DEADLINE_S=<seconds>; "
+            f"if nothing moves, look for a paused or restarting worker.")
+    return paused_since
+
+
 def wait_for(futures, client, what: str = "the computation", timeout: float | None = None, poll: float = 0.5):
     """The results of ``futures`` (one future or a list), with the deadline and the checks of :func:`compute`.
 
@@ -145,25 +171,7 @@ def wait_for(futures, client, what: str = "the computation", timeout: float | No
                 pass
             else:
                 return client.gather(futures)
-            now = time.monotonic()
-            workers = client.scheduler_info(n_workers=-1)["workers"].values()
-            paused = [w for w in workers if w.get("status") == "paused"]
-            if workers and len(paused) == len(workers):
-                paused_since = paused_since or now
-                if now - paused_since > PAUSED_GRACE_S:
-                    used = ", ".join(f"{_mib(w['metrics']['memory'])} of {_mib(w['memory_limit'])}" for w in paused)
-                    raise ClusterTrouble(
-                        f"{what} stopped: every worker has been paused for {now - paused_since:.0f} s because its "
-                        f"memory is above 80 % of its limit ({used}). Paused workers run no tasks, so it would "
-                        f"wait forever. Try smaller chunks, fewer threads per worker, or a larger memory_limit.")
-            else:
-                paused_since = None
-            if now - start > limit:
-                raise ClusterTrouble(
-                    f"{what} did not finish within its deadline of {limit:.0f} s. The dashboard "
-                    f"({client.dashboard_link}) shows what the workers are doing. If the machine is busy or "
-                    f"the data larger than you thought, raise the deadline with COURSE_DEADLINE_S=<seconds>; "
-                    f"if nothing moves, look for a paused or restarting worker.")
+            paused_since = check_progress(client, what, start, limit, paused_since)
     except KilledWorker as err:
         raise ClusterTrouble(
             f"{what} failed: a worker was killed ({str(err).split('.')[0]}). Dask restarts a worker whose memory "

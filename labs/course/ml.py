@@ -115,30 +115,25 @@ def _rss() -> int:
     return psutil.Process().memory_info().rss
 
 
+class _OwnPeak(clusters.ThreadSampler):
+    """The peak resident memory of this process while a ``with`` block runs."""
+
+    def _run(self):
+        while not self._stop.is_set():
+            self.peak = max(self.peak, _rss())
+            self._stop.wait(self.interval)
+
+
 def _peak_of(fn, *args, interval: float = 0.002) -> int:
     """Runs on a worker: ``fn(*args)`` while a thread samples this process's RSS; the peak above the start."""
     import gc
-    import threading
 
     gc.collect()
-    start = peak = _rss()
-    stop = threading.Event()
-
-    def sample():
-        nonlocal peak
-        while not stop.is_set():
-            peak = max(peak, _rss())
-            stop.wait(interval)
-
-    thread = threading.Thread(target=sample, daemon=True)
-    thread.start()
-    try:
+    sampler = _OwnPeak(interval)
+    start = sampler.peak = _rss()
+    with sampler:
         fn(*args)
-    finally:
-        stop.set()
-        thread.join()
-    peak = max(peak, _rss())
-    return peak - start
+    return max(sampler.peak, _rss()) - start
 
 
 def peak_on_worker(client, fn, *args, what: str = "measuring one block", timeout: float | None = None) -> int:
@@ -211,22 +206,7 @@ def call_with_deadline(client, fn, what: str = "the computation", timeout: float
             try:
                 return job.result(timeout=poll)
             except concurrent.futures.TimeoutError:
-                pass
-            now = time.monotonic()
-            workers = client.scheduler_info(n_workers=-1)["workers"].values()
-            if workers and all(w.get("status") == "paused" for w in workers):
-                paused_since = paused_since or now
-                if now - paused_since > clusters.PAUSED_GRACE_S:
-                    raise clusters.ClusterTrouble(
-                        f"{what} stopped: every worker has been paused (memory above 80 % of its limit) for "
-                        f"{now - paused_since:.0f} s. Try smaller data, fewer jobs, or a larger memory_limit.")
-            else:
-                paused_since = None
-            if now - start > limit:
-                raise clusters.ClusterTrouble(
-                    f"{what} did not finish within its deadline of {limit:.0f} s and was cancelled. The "
-                    f"dashboard ({client.dashboard_link}) shows what the workers are doing; raise the deadline "
-                    f"with COURSE_DEADLINE_S=<seconds> or search a smaller grid or sample.")
+                paused_since = clusters.check_progress(client, what, start, limit, paused_since)
     finally:
         if not job.done():
             keys = list(client.futures)
