@@ -208,6 +208,21 @@ def test_compute_deadline_says_what_happened_and_cancels():
         assert not any(client.processing().values())  # the work was cancelled, the worker is free
 
 
+def test_a_library_that_waits_by_itself_gets_a_deadline_too():
+    """ml.call_with_deadline: the joblib/xgboost path, whose own waiting no deadline reaches."""
+    from course import ml
+
+    with cluster_tools.client(n_workers=1, silence_logs=logging.ERROR) as client:
+        start = time.monotonic()
+        with pytest.raises(cluster_tools.ClusterTrouble, match="deadline of 1 s"):
+            ml.call_with_deadline(client, lambda: client.submit(_sleep, 30, pure=False).result(),
+                                  "a library's long nap", timeout=1)
+        assert time.monotonic() - start < 75
+        time.sleep(0.5)
+        assert not any(client.processing().values())  # its tasks were cancelled, the worker is free
+        assert ml.call_with_deadline(client, lambda: client.submit(_sleep, 0).result(), timeout=30) == 0
+
+
 def test_compute_reports_a_killed_worker_with_its_cause():
     import dask
     from distributed import KilledWorker  # (also loads distributed's configuration defaults)
