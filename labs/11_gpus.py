@@ -7,8 +7,8 @@
 # - Explain what a GPU is good at (thousands of simple cores, very fast memory) and what it costs
 #   (every byte crosses a bus first); measure both.
 # - Swap NumPy for CuPy with one name (`xp`), and write array code that runs on either.
-# - Write a Numba CUDA kernel (threads, blocks, a grid-stride loop, an atomic add) and test it without a
-#   GPU in Numba's CUDA simulator.
+# - Fuse array expressions into one GPU kernel with `cupy.fuse`, then write a Numba CUDA kernel (threads,
+#   blocks, a grid-stride loop, an atomic add) and test it without a GPU in Numba's CUDA simulator.
 # - Give Dask and Xarray GPU chunks, and compute episode 07's full-dataset mean on them.
 # - Run an unchanged pandas and scikit-learn script on the GPU with `cudf.pandas` and `cuml.accel`.
 #
@@ -36,6 +36,10 @@
 # below *before* `from numba import cuda`, and if something imported Numba earlier (Xarray and others
 # may), we ask Numba to read its settings again. In your own scripts, set it in the shell:
 # `NUMBA_ENABLE_CUDASIM=1 python my_kernels.py`.
+#
+# Once Numba has read it, we take the variable out of this process's environment again: every process
+# the lab starts later (Dask workers, the RAPIDS scripts of section 5) inherits the environment, and a
+# worker on a GPU machine that inherited the simulator switch would quietly simulate, or fail.
 
 # %%
 import os
@@ -60,12 +64,15 @@ from numba import cuda
 from numba.core import config as numba_config
 
 SIMULATOR = bool(numba_config.ENABLE_CUDASIM)
+os.environ.pop("NUMBA_ENABLE_CUDASIM", None)  # read once; the processes this lab starts must not inherit it
 
 # %%
 import importlib
 import inspect
 import time
 import warnings
+
+from concurrent.futures import ThreadPoolExecutor
 
 import dask
 import dask.array as da
@@ -86,6 +93,7 @@ else:
     xp = np
 
 GPU_NAME = found["gpus"][0] if found["gpus"] else None
+CORES = course.usable_cores()
 HARDWARE = course.hardware() + (f" · {GPU_NAME}" if ON_GPU else " · no GPU")
 NO_GPU = "no GPU here"
 gpu_errors = []  # a GPU path that failed: said in the output, and a check fails on a GPU machine
@@ -126,12 +134,23 @@ say(NOTICE)
 # speed-up to expect.
 #
 # The catch: the GPU's memory is a separate memory. Data starts in the computer's RAM ("host") and must
-# cross the PCIe or NVLink bus to the GPU ("device"), at tens of GB/s, much slower than either memory.
-# We measure all three. Two timing rules for GPU code:
+# cross the **PCIe** bus to the GPU ("device"): on an x86 server with an H100 or H200 that is PCIe Gen5
+# x16, at most about 64 GB/s each way by the standard, far slower than either memory. (NVLink is
+# NVIDIA's faster link between GPUs; it reaches the CPU only on NVIDIA's own Grace CPUs.) We measure all
+# three, and the CPU on one core and on all of them: one core cannot draw a server's full memory bandwidth.
+#
+# Three timing rules for GPU code:
 #
 # 1. **Synchronise.** A GPU call returns as soon as the work is *queued*. Stop the clock only after
 #    `cupy.cuda.Device().synchronize()` (or after copying a result back), or you time the queueing.
 # 2. **Warm up.** The first call compiles kernels and allocates memory; time the calls after it.
+# 3. **Let the GPU time itself.** `cupyx.profiler.benchmark(fn, n_repeat=...)` does both: it runs a
+#    warm-up, then records CUDA events around each call and reports the GPU's own times.
+#
+# A word on precision: data-centre GPUs (A100, H100, H200) compute float64 at half their float32 rate,
+# but consumer cards (GeForce) at a small fraction of it (1/64 on recent ones, by NVIDIA's
+# specifications). Memory-bound work hardly notices; arithmetic-heavy kernels do. Store float32 where
+# it is precise enough, and accumulate sums in float64, as this lab does.
 
 # %%
 def sync():
@@ -153,8 +172,26 @@ def best_time(fn, repeat=5):
     return best, out
 
 
+def gpu_time(fn, repeat=10):
+    """Best GPU time of fn() in seconds: CuPy's benchmark runs one warm-up call, then times each call
+    with CUDA events, on the GPU's own clock."""
+    from cupyx.profiler import benchmark
+
+    return float(benchmark(fn, n_repeat=repeat, n_warmup=1).gpu_times.min())
+
+
 def gbps(nbytes, seconds):
     return nbytes / seconds / 1e9
+
+
+POOL = ThreadPoolExecutor(CORES)
+
+
+def on_all_cores(work, n):
+    """Run work(start, stop) on CORES equal parts of range(n) at once, one thread each. NumPy releases
+    Python's lock (the GIL) inside a copy or a reduction, so the threads run in parallel (episode 02)."""
+    edges = np.linspace(0, n, CORES + 1).astype(int)
+    list(POOL.map(work, edges[:-1], edges[1:]))
 
 
 # Buffers large enough to see bandwidth, small enough for any machine: at most 1/16 of free RAM.
@@ -163,6 +200,8 @@ host_a = np.ones(BUF_BYTES // 4, dtype=np.float32)
 host_b = np.empty_like(host_a)
 host_copy_s, _ = best_time(lambda: np.copyto(host_b, host_a))
 host_bw = gbps(2 * BUF_BYTES, host_copy_s)  # a copy reads and writes every byte
+host_all_s, _ = best_time(lambda: on_all_cores(lambda a, b: np.copyto(host_b[a:b], host_a[a:b]), host_a.size))
+host_bw_all = gbps(2 * BUF_BYTES, host_all_s)
 
 # %% [markdown]
 # ### Memory bandwidth: host RAM and the GPU's own memory
@@ -171,8 +210,10 @@ host_bw = gbps(2 * BUF_BYTES, host_copy_s)  # a copy reads and writes every byte
 
 # %%
 #| label: memory-bandwidth
-rows = [{"memory": "host RAM (CPU copy)", "measured": f"{host_bw:.1f} GB/s", "peak": "",
-         "size": f"{BUF_BYTES / 2**20:.0f} MiB"}]
+rows = [{"memory": "host RAM, CPU copy on 1 core", "measured": f"{host_bw:.1f} GB/s", "peak": "",
+         "size": f"{BUF_BYTES / 2**20:.0f} MiB"},
+        {"memory": f"host RAM, CPU copy on {CORES} cores (threads)", "measured": f"{host_bw_all:.1f} GB/s",
+         "peak": "", "size": f"{BUF_BYTES / 2**20:.0f} MiB"}]
 peak_bw = device_bw = None
 if ON_GPU:
     try:
@@ -180,7 +221,7 @@ if ON_GPU:
         dev_bytes = int(min(2 * 2**30, free / 8)) // 4 * 4
         dev_a = cupy.ones(dev_bytes // 4, dtype=cupy.float32)
         dev_b = cupy.empty_like(dev_a)
-        dev_copy_s, _ = best_time(lambda: cupy.copyto(dev_b, dev_a))
+        dev_copy_s = gpu_time(lambda: cupy.copyto(dev_b, dev_a))
         device_bw = gbps(2 * dev_bytes, dev_copy_s)
         peak = gpu.peak_bandwidth(cupy)
         peak_bw = peak / 1e9 if peak else None
@@ -188,26 +229,37 @@ if ON_GPU:
                      "peak": f"{peak_bw:.0f} GB/s ({device_bw / peak_bw:.0%})" if peak_bw else "not reported",
                      "size": f"{dev_bytes / 2**20:.0f} MiB"})
         del dev_a, dev_b
+        cupy.get_default_memory_pool().free_all_blocks()  # give the 2 × buffer back to the GPU
     except Exception as err:
         gpu_errors.append(f"memory bandwidth: {type(err).__name__}: {err}")
         rows.append({"memory": "GPU memory", "measured": f"failed: {type(err).__name__}", "peak": "", "size": ""})
 else:
     rows.append({"memory": "GPU memory", "measured": NO_GPU, "peak": NO_GPU, "size": ""})
 course.table(rows)
+if device_bw:
+    print(f"The GPU copies {device_bw / host_bw_all:.0f}× as fast as the CPU on all {CORES} cores "
+          f"({device_bw / host_bw:.0f}× one core): the speed-up to expect for memory-bound array work.")
+else:
+    print(f"{CORES} cores copy {host_bw_all / host_bw:.1f}× as fast as one: {NO_GPU} to compare with.")
 print(HARDWARE)
 
 # %% [markdown]
 # ### Crossing the bus
-# Host → device (`cupy.asarray(a)`, or `d.set(a)` into an existing array) and device → host
-# (`cupy.asnumpy(d)`, or `d.get(out=a)`). Ordinary ("pageable") host memory must first be copied by the
-# driver into a locked buffer; **pinned** host memory (`cupyx.empty_pinned`) is locked already and
-# can be read by the GPU directly, so it crosses faster. Small transfers are dominated by a fixed
-# latency of some microseconds, so their bandwidth is poor: send few, large transfers.
+# Host → device (`d.set(a)` into an existing device array, or `cupy.asarray(a)` for a new one) and
+# device → host (`d.get(out=a)`, or `cupy.asnumpy(d)`). The GPU's copy engines read only **pinned**
+# (page-locked) host memory, which the operating system may not move. Ordinary, **pageable** memory
+# (any NumPy array) is copied by the driver into a locked buffer of its own first, piece by piece.
+# `cupyx.empty_pinned` allocates pinned memory, so the copy engine reads it directly.
+#
+# `cupy.asarray(numpy_array)` is neither: CuPy first copies the array into a pinned buffer from its own
+# pool (`cupy.get_default_pinned_memory_pool()`), then sends that. So it is a third column here, not
+# the "pageable" one. Small transfers are dominated by a fixed latency of some microseconds, so their
+# bandwidth is poor: send few, large transfers.
 
 # %%
 #| label: transfers
 transfer_rows = []
-h2d_bw = d2h_bw = None
+h2d_bw = d2h_bw = h2d_pinned_bw = d2h_pinned_bw = None
 if ON_GPU:
     try:
         for size in [2**20, 16 * 2**20, BUF_BYTES]:
@@ -219,27 +271,35 @@ if ON_GPU:
             row = {"size": f"{size / 2**20:.0f} MiB"}
             for name, fn in [("host→device, pageable", lambda: dev.set(pageable)),
                              ("host→device, pinned", lambda: dev.set(pinned)),
+                             ("cupy.asarray (pinned pool)", lambda: cupy.asarray(pageable)),
                              ("device→host, pageable", lambda: dev.get(out=host_b[:n])),
                              ("device→host, pinned", lambda: dev.get(out=pinned))]:
-                row[name] = f"{gbps(size, best_time(fn)[0]):.1f} GB/s"
+                row[name] = f"{gbps(size, best_time(fn)[0]):.1f} GB/s"  # wall clock: includes the host's part
             transfer_rows.append(row)
-        h2d_bw = float(transfer_rows[-1]["host→device, pageable"].split()[0])
-        d2h_bw = float(transfer_rows[-1]["device→host, pageable"].split()[0])
+        largest = {k: float(v.split()[0]) for k, v in transfer_rows[-1].items() if k != "size"}
+        h2d_bw, d2h_bw = largest["host→device, pageable"], largest["device→host, pageable"]
+        h2d_pinned_bw, d2h_pinned_bw = largest["host→device, pinned"], largest["device→host, pinned"]
         del pinned, dev
+        cupy.get_default_memory_pool().free_all_blocks()
+        cupy.get_default_pinned_memory_pool().free_all_blocks()
     except Exception as err:
         gpu_errors.append(f"transfers: {type(err).__name__}: {err}")
         transfer_rows = [{"size": "", "host→device": f"failed: {type(err).__name__}: {str(err)[:80]}"}]
 else:
     transfer_rows = [{"size": "any", "host→device": NO_GPU, "device→host": NO_GPU}]
 course.table(transfer_rows)
+if h2d_bw:
+    print(f"Largest copy: pinned memory crosses {h2d_pinned_bw / h2d_bw:.1f}× as fast as pageable to the GPU "
+          f"and {d2h_pinned_bw / d2h_bw:.1f}× back; the bus moves {h2d_pinned_bw / host_bw_all:.2f}× what "
+          f"the CPU copies in its own RAM on {CORES} cores.")
 print(HARDWARE)
 
 # %% [markdown]
 # ### When does the transfer eat the gain?
 # A reduction over a real field of the course's dataset: the time mean of 2 m temperature at every grid
 # point (what a climatology starts with). We load as many monthly files as fit comfortably in memory,
-# then time three ways: NumPy on the CPU, CuPy with the field **already on the GPU**, and CuPy
-# **including the copy** of the field to the GPU.
+# then time four ways: NumPy on one core and on every core (threads, each taking a band of latitudes),
+# CuPy with the field **already on the GPU**, and CuPy **including the copy** of the field to the GPU.
 
 # %%
 #| label: field-load
@@ -264,38 +324,69 @@ def time_mean(a):
     return a.mean(axis=0, dtype="float64")
 
 
-cpu_mean_s, cpu_mean = best_time(lambda: time_mean(field), repeat=3)
-gain_rows = [{"way": "NumPy, CPU", "seconds": f"{cpu_mean_s:.4f}",
-              "bandwidth": f"{gbps(field.nbytes, cpu_mean_s):.1f} GB/s", "note": "reads the field once"}]
-gpu_mean = None
+def time_mean_all_cores(a):
+    """The same mean, each thread taking a band of latitudes (axis 1)."""
+    out = np.empty(a.shape[1:], dtype="float64")
+    on_all_cores(lambda i, j: np.mean(a[:, i:j], axis=0, dtype="float64", out=out[i:j]), a.shape[1])
+    return out
+
+
+cpu_one_s, cpu_mean = best_time(lambda: time_mean(field), repeat=3)
+cpu_mean_s, cpu_mean_all = best_time(lambda: time_mean_all_cores(field), repeat=3)  # the baseline
+gain_rows = [{"way": "NumPy, CPU, 1 core", "seconds": f"{cpu_one_s:.4f}",
+              "bandwidth": f"{gbps(field.nbytes, cpu_one_s):.1f} GB/s", "note": "reads the field once"},
+             {"way": f"NumPy, CPU, {CORES} cores (threads)", "seconds": f"{cpu_mean_s:.4f}",
+              "bandwidth": f"{gbps(field.nbytes, cpu_mean_s):.1f} GB/s",
+              "note": f"{cpu_one_s / cpu_mean_s:.1f}× one core; the baseline below"}]
+gpu_mean = gpu_mean_s = copy_mean_s = None
 if ON_GPU:
     try:
         field_dev = cupy.asarray(field)
-        gpu_mean_s, gpu_mean = best_time(lambda: time_mean(field_dev), repeat=5)
-        copy_mean_s, _ = best_time(lambda: time_mean(cupy.asarray(field)), repeat=3)
+        gpu_mean_s = gpu_time(lambda: time_mean(field_dev))
+        gpu_mean = time_mean(field_dev)
+        copy_mean_s, _ = best_time(lambda: time_mean(cupy.asarray(field)), repeat=3)  # wall clock: host work too
         frac = f" = {gbps(field.nbytes, gpu_mean_s) / peak_bw:.0%} of peak" if peak_bw else ""
         gain_rows += [
             {"way": "CuPy, field already on the GPU", "seconds": f"{gpu_mean_s:.4f}",
-             "bandwidth": f"{gbps(field.nbytes, gpu_mean_s):.0f} GB/s", "note": f"{cpu_mean_s / gpu_mean_s:.0f}× NumPy{frac}"},
-            {"way": "CuPy, copy to the GPU first", "seconds": f"{copy_mean_s:.4f}",
+             "bandwidth": f"{gbps(field.nbytes, gpu_mean_s):.0f} GB/s",
+             "note": f"{cpu_mean_s / gpu_mean_s:.0f}× NumPy on {CORES} cores{frac}"},
+            {"way": "CuPy, cupy.asarray to the GPU first", "seconds": f"{copy_mean_s:.4f}",
              "bandwidth": f"{gbps(field.nbytes, copy_mean_s):.1f} GB/s",
-             "note": f"{cpu_mean_s / copy_mean_s:.1f}× NumPy; the copy is {(copy_mean_s - gpu_mean_s) / copy_mean_s:.0%} of it"},
+             "note": f"{cpu_mean_s / copy_mean_s:.1f}× NumPy on {CORES} cores"},
         ]
     except Exception as err:
         gpu_errors.append(f"field reduction: {type(err).__name__}: {err}")
         gain_rows.append({"way": "CuPy", "seconds": "failed", "bandwidth": "", "note": f"{type(err).__name__}: {str(err)[:80]}"})
 else:
     gain_rows += [{"way": "CuPy, field already on the GPU", "seconds": NO_GPU, "bandwidth": "", "note": ""},
-                  {"way": "CuPy, copy to the GPU first", "seconds": NO_GPU, "bandwidth": "", "note": ""}]
+                  {"way": "CuPy, cupy.asarray to the GPU first", "seconds": NO_GPU, "bandwidth": "", "note": ""}]
 course.table(gain_rows)
 print(f"field {field.nbytes / 2**20:.0f} MiB · {HARDWARE}")
 
+# %%
+#| label: transfer-verdict
+if gpu_mean_s and copy_mean_s:
+    copy_share = max(0.0, (copy_mean_s - gpu_mean_s) / copy_mean_s)
+    once = "faster" if copy_mean_s < cpu_mean_s else "slower"
+    spare = cpu_mean_s - gpu_mean_s
+    verdict = (f"Here the copy takes {copy_share:.0%} of the GPU's time for one mean. Counting it, one mean on the "
+               f"GPU is {max(cpu_mean_s, copy_mean_s) / min(cpu_mean_s, copy_mean_s):.1f}× {once} than NumPy on "
+               f"{CORES} cores; with the field already there, {cpu_mean_s / gpu_mean_s:.0f}× faster. ")
+    if spare > 0 and once == "slower":
+        verdict += (f"The copy pays for itself after {(copy_mean_s - gpu_mean_s) / spare:.1f} such operations "
+                    "on the field while it stays on the GPU.")
+    say(verdict)
+else:
+    say(f"{NO_GPU}: the share of the copy in the GPU's time cannot be measured on this machine. The CPU "
+        f"reads the field at {gbps(field.nbytes, cpu_mean_s):.1f} GB/s on {CORES} cores; a GPU gains on a single "
+        "mean only if the field crosses the bus faster than that.")
+
 # %% [markdown]
-# Read the table from the bottom. If the field is used **once**, the copy decides: the GPU computes the
-# mean in a blink, but the field had to cross the bus first, at a fraction of the speed at which the CPU
-# reads its own RAM. If the field **stays** on the GPU for many operations (anomalies, percentiles,
-# a model run), the copy is paid once and every later operation runs at the GPU's speed. Rule of thumb:
-# move data to the GPU once, do everything there, bring back only small results.
+# Read the table from the bottom, with the sentence under it. If the field is used **once**, the copy
+# decides, so compare the bus rate with the rate at which the CPU reads its own RAM. If the field
+# **stays** on the GPU for many operations (anomalies, percentiles, a model run), the copy is paid once
+# and every later operation runs at the GPU's speed. Rule of thumb: move data to the GPU once, do
+# everything there, bring back only small results.
 
 # %% [markdown]
 # ## 2. The swap: `xp = cupy` or `numpy`
@@ -422,18 +513,92 @@ else:
     print(f"CuPy (GPU):  {NO_GPU}")
 
 # %% [markdown]
+# ### One kernel instead of three: `cupy.fuse`
+# Between swapping the module and writing a kernel by hand there is a middle step. CuPy runs every
+# operation of an expression as a kernel of its own, with a temporary array in between: to count the
+# **hot anomalies** (values more than 5 K above their grid point's time mean), `x - clim` writes one
+# temporary, `> threshold` a second, and the count reads it again. `cupy.fuse` compiles the whole
+# Python function into **one** kernel that reads each value once and writes only the result. (Its
+# cousins take a line of CUDA C instead: `cupy.ElementwiseKernel`, `cupy.ReductionKernel`.) On the CPU
+# the same function runs with NumPy, temporaries and all.
+
+# %%
+#| label: fused-hot-count
+THRESHOLD = 5.0  # kelvin above the time mean at that grid point
+
+
+def hot(x, clim, threshold):
+    """True where a value is more than `threshold` above its grid point's time mean."""
+    return x - clim > threshold
+
+
+clim = cpu_mean.astype("float32")  # the time mean at every grid point, from above
+hot_cpu_s, n_hot = best_time(lambda: int(np.count_nonzero(hot(field, clim, THRESHOLD))), repeat=3)
+fused_rows = [{"way": "NumPy, CPU, 1 core", "hot values": f"{n_hot:,}", "seconds": f"{hot_cpu_s:.4f}"}]
+n_hot_gpu = None
+if ON_GPU:
+    try:
+        hot_fused = cupy.fuse(hot)  # the same Python function, compiled into one GPU kernel
+        clim_dev = cupy.asarray(clim)
+        plain_s = gpu_time(lambda: cupy.count_nonzero(hot(field_dev, clim_dev, THRESHOLD)))
+        fused_s = gpu_time(lambda: cupy.count_nonzero(hot_fused(field_dev, clim_dev, THRESHOLD)))
+        n_hot_gpu = int(cupy.count_nonzero(hot_fused(field_dev, clim_dev, THRESHOLD)))
+        fused_rows += [{"way": "CuPy, one kernel per operation", "hot values": "", "seconds": f"{plain_s:.5f}"},
+                       {"way": "CuPy, cupy.fuse(hot)", "hot values": f"{n_hot_gpu:,}", "seconds": f"{fused_s:.5f}"}]
+    except Exception as err:
+        gpu_errors.append(f"cupy.fuse: {type(err).__name__}: {err}")
+        fused_rows.append({"way": "CuPy, cupy.fuse(hot)", "hot values": "failed", "seconds": type(err).__name__})
+else:
+    fused_rows.append({"way": "CuPy, cupy.fuse(hot)", "hot values": NO_GPU, "seconds": NO_GPU})
+course.table(fused_rows)
+print(f"{n_hot / field.size:.2%} of the values are more than {THRESHOLD} K above their time mean")
+if n_hot_gpu is not None:
+    print(f"fusing: {plain_s / fused_s:.1f}× the unfused CuPy expression, same count: {n_hot_gpu == n_hot}")
+print(HARDWARE)
+
+# %% [markdown]
 # ## 3. Numba on the GPU: a kernel of your own
 #
 # When no library function does what you need, write a **kernel**: a function that thousands of GPU
-# threads run at once, each on its own part of the data.
+# threads run at once, each on its own part of the data. The simplest kind gives every thread one
+# element: here, one point (x, y) each, and the question "is it inside the quarter circle?".
 #
 # - Threads come in **blocks** (here 256 threads); the blocks form a **grid**. `cuda.grid(1)` is this
-#   thread's index in the whole grid, `cuda.gridsize(1)` the number of threads in the grid.
+#   thread's index in the whole grid, `cuda.gridsize(1)` the number of threads in the grid. Launch with
+#   enough blocks to cover the data: `kernel[blocks, threads](arguments)`.
+# - The grid is rounded up to whole blocks, so the last threads may have no element: `if i < x.size`.
+# - Adding to one total from many threads needs `cuda.atomic.add`: an addition that two threads cannot
+#   interleave. (Without it, two threads can read the same old total and one update is lost.)
+# %%
+#| label: first-kernel
+@cuda.jit
+def count_inside(x, y, hits):
+    """hits[0] += 1 for every point (x[i], y[i]) inside the quarter circle; one thread per point."""
+    i = cuda.grid(1)                   # this thread's point
+    if i < x.size:                     # the last block may reach past the end
+        if x[i] * x[i] + y[i] * y[i] <= 1.0:
+            cuda.atomic.add(hits, 0, 1)
+
+
+N_FIRST = 2**24 if KERNELS_ON_GPU else 2_000  # the simulator is slow: a few thousand points
+points = np.random.default_rng(42).random((2, N_FIRST))  # float64 x and y, made on the CPU
+THREADS = 256
+blocks = -(-N_FIRST // THREADS)  # enough blocks to cover every point
+hits_first = cuda.to_device(np.zeros(1, dtype=np.int64))
+count_inside[blocks, THREADS](cuda.to_device(points[0]), cuda.to_device(points[1]), hits_first)
+first_hits = int(hits_first.copy_to_host()[0])
+first_expected = int(np.count_nonzero(points[0] ** 2 + points[1] ** 2 <= 1.0))
+print(f"count_inside[{blocks}, {THREADS}] ({'simulator' if SIMULATOR else 'GPU'}): {first_hits} of {N_FIRST} "
+      f"points inside; NumPy: {first_expected} -> {'identical' if first_hits == first_expected else 'DIFFERENT'}")
+
+# %% [markdown]
+# ### Throwing the darts inside the kernel
+# The first kernel needed the points in memory, made on the CPU and copied over: two float64 numbers
+# per dart cross the bus. A faster kernel makes its own darts, and each thread throws many:
+#
 # - A **grid-stride loop** (`range(first, n, stride)`) lets a fixed grid cover any `n`: thread *t* takes
 #   darts *t*, *t + stride*, *t + 2·stride*, ...
-# - Each thread counts its hits in a local variable, then adds them to the total with
-#   `cuda.atomic.add`: an addition that two threads cannot interleave. (Without it, two threads can read
-#   the same old total and one update is lost.)
+# - Each thread counts its hits in a local variable, then does **one** atomic add of its count.
 #
 # The darts come from lab 03's SplitMix64 generator. Its *k*-th number is a hash of *k*, so any thread
 # can compute any dart directly: the kernel throws **exactly** the darts of `pi_numba.chunk_hits`, the
@@ -513,7 +678,6 @@ print(f"pi_numba.chunk_hits (CPU, episode 03): {expected_small} hits  ->  "
 
 # %%
 #| label: kernel-timed
-CORES = course.usable_cores()
 pi_numba.hits_prange(1000, pi.chunk_seeds(0, CORES))  # compile (or load from the cache) before timing
 chunks = 4 * CORES
 n_per = calibrated_n(lambda n: pi_numba.hits_prange(max(1, n // chunks), pi.chunk_seeds(3, chunks)), n0=2**22) // chunks
@@ -544,7 +708,7 @@ print(HARDWARE)
 
 # %%
 #| label: fig-pi-rates
-#| fig-cap: "Darts per second for π by Monte-Carlo: NumPy on one CPU core, Numba on every core, and on the GPU CuPy and a Numba CUDA kernel (missing where this machine has no GPU)."
+#| fig-cap: "Darts per second for π by Monte-Carlo: NumPy on one CPU core against CuPy (random arrays in memory), and Numba on every core against a Numba CUDA kernel (darts hashed in registers); GPU bars are missing where this machine has no GPU."
 #| fig-alt: "Horizontal bar chart of darts per second on a logarithmic axis, one bar per way of computing π, each labelled with its rate; ways that need a GPU are labelled 'no GPU here' when the machine has none."
 ways = ["NumPy (CPU, 1 core)", f"Numba prange (CPU, {CORES} cores)", "CuPy (GPU)", "Numba CUDA kernel (GPU)"]
 values = [rates.get(w, 0.0) for w in ways]
@@ -562,6 +726,12 @@ ax.set_title("π by Monte-Carlo: CPU and GPU", loc="left")
 fig.text(0.01, 0.01, HARDWARE, fontsize=10, color="#555555")
 fig.tight_layout(rect=(0, 0.05, 1, 1))
 plt.show()
+print("The pairs do different work: NumPy and CuPy draw random float32 arrays into memory and read them back "
+      "(memory-bound); Numba prange and the CUDA kernel hash each dart in registers and touch no memory "
+      "(compute-bound). Compare each GPU bar with its CPU twin, not with the other GPU bar.")
+for cpu_way, gpu_way in [("NumPy (CPU, 1 core)", "CuPy (GPU)"), (f"Numba prange (CPU, {CORES} cores)", "Numba CUDA kernel (GPU)")]:
+    if gpu_way in rates:
+        print(f"{gpu_way}: {rates[gpu_way] / rates[cpu_way]:.0f}× {cpu_way}")
 
 # %% [markdown]
 # ## 4. Dask and Xarray with GPU chunks
@@ -575,9 +745,25 @@ plt.show()
 #   GPU as each one is loaded.
 #
 # Everything after that is ordinary Dask: the workers compute on GPU chunks, and the scheduler neither
-# knows nor cares. One worker per GPU is the usual rule (the `dask-cuda` package starts exactly that);
-# here one worker with two threads, so reading files on the CPU overlaps with computing on the GPU.
-# Without a GPU the same code runs with NumPy chunks on two CPU workers.
+# knows nor cares. One worker per GPU is the usual rule; here one worker with two threads, so reading
+# files on the CPU overlaps with computing on the GPU. Without a GPU the same code runs with NumPy
+# chunks on two CPU workers.
+#
+# **On a machine with several GPUs**, RAPIDS' `dask-cuda` starts that cluster for you:
+#
+# ```python
+# from dask_cuda import LocalCUDACluster
+# from distributed import Client
+#
+# cluster = LocalCUDACluster(rmm_pool_size="24GB",        # each worker reserves 24 GB of its GPU up front
+#                            device_memory_limit="30GB")  # above this, the worker spills GPU → host RAM
+# client = Client(cluster)                                 # one worker per visible GPU
+# ```
+#
+# The pool (RMM, the RAPIDS memory manager) makes allocations on the GPU cheap. Why a separate limit?
+# A worker's `memory_limit` (episode 05) is a limit on **host** memory: the nanny watches the process's
+# RAM, and GPU memory is not part of it. A worker can fill its GPU while its `memory_limit` shows
+# nothing amiss; only `device_memory_limit` (or CuPy's and RMM's own out-of-memory errors) sees it.
 
 # %%
 #| label: dask-gpu-chunks
@@ -596,13 +782,17 @@ dask_hits = int(clusters.compute(inside, client, what="π from Dask chunks"))
 dask_s = time.perf_counter() - start
 pi_dask_chunks = 4 * dask_hits / n_dask
 print(f"π = {pi_dask_chunks:.5f} from {n_dask:.2e} darts in {dask_s:.2f} s on the cluster")
+worker_switch = client.run(lambda: os.environ.get("NUMBA_ENABLE_CUDASIM"))  # {worker address: value}
+print(f"NUMBA_ENABLE_CUDASIM on the workers: {sorted(set(map(str, worker_switch.values())))} (None: not set)")
 print(HARDWARE)
 
 # %% [markdown]
 # ### Episode 07's full-dataset mean, on the GPU
 # We open the dataset lazily as in episode 07, then move every chunk to the device with `map_blocks`.
 # The time mean of every variable at every grid point is then computed on GPU chunks; the result comes
-# back with `.as_numpy()`. We compute it both ways and compare.
+# back with `.as_numpy()`. We compute it both ways and compare, each way twice: the first run pays for
+# opening files and, on the GPU, for compiling CuPy's kernels (NVRTC, the first time each is used); we
+# time the second.
 
 # %%
 #| label: xarray-gpu-mean
@@ -620,18 +810,23 @@ def on_device(ds):
     return ds.map(lambda v: v.copy(data=v.data.map_blocks(to_xp, dtype=v.dtype, meta=meta(v))), keep_attrs=True)
 
 
+def warm_seconds(compute):
+    """Run compute() twice (the first run opens files and compiles); seconds of the second, its result."""
+    compute()
+    start = time.perf_counter()
+    result = compute()
+    return time.perf_counter() - start, result
+
+
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", RuntimeWarning)  # sst has no value over land: "mean of empty slice"
-    start = time.perf_counter()
-    mean_cpu = clusters.compute(ds[time_vars].mean("time"), client, what="the full-dataset mean (CPU chunks)")
-    xr_cpu_s = time.perf_counter() - start
+    xr_cpu_s, mean_cpu = warm_seconds(lambda: clusters.compute(ds[time_vars].mean("time"), client,
+                                                               what="the full-dataset mean (CPU chunks)"))
     mean_dev, xr_gpu_s = None, None
     if ON_GPU:
         try:
-            start = time.perf_counter()
-            mean_dev = clusters.compute(on_device(ds[time_vars]).mean("time"), client,
-                                        what="the full-dataset mean (GPU chunks)").as_numpy()
-            xr_gpu_s = time.perf_counter() - start
+            xr_gpu_s, mean_dev = warm_seconds(lambda: clusters.compute(
+                on_device(ds[time_vars]).mean("time"), client, what="the full-dataset mean (GPU chunks)").as_numpy())
         except Exception as err:
             gpu_errors.append(f"xarray mean on GPU chunks: {type(err).__name__}: {err}")
             print(f"GPU chunks failed: {type(err).__name__}: {str(err)[:200]}")
@@ -639,12 +834,15 @@ with warnings.catch_warnings():
         mean_dev = clusters.compute(on_device(ds[time_vars]).mean("time"), client,
                                     what="the full-dataset mean (through to_xp)")
 xr_bytes = sum(ds[v].nbytes for v in time_vars)
-xr_rows = [{"chunks": "NumPy (CPU)", "seconds": f"{xr_cpu_s:.2f}", "decoded data": f"{xr_bytes / 1e9 / xr_cpu_s:.2f} GB/s"}]
+xr_rows = [{"chunks": "NumPy (CPU)", "seconds (warm)": f"{xr_cpu_s:.2f}", "decoded data": f"{xr_bytes / 1e9 / xr_cpu_s:.2f} GB/s"}]
 if ON_GPU and xr_gpu_s:
-    xr_rows.append({"chunks": "CuPy (GPU)", "seconds": f"{xr_gpu_s:.2f}", "decoded data": f"{xr_bytes / 1e9 / xr_gpu_s:.2f} GB/s"})
+    xr_rows.append({"chunks": "CuPy (GPU)", "seconds (warm)": f"{xr_gpu_s:.2f}", "decoded data": f"{xr_bytes / 1e9 / xr_gpu_s:.2f} GB/s"})
 elif not ON_GPU:
-    xr_rows.append({"chunks": "CuPy (GPU)", "seconds": NO_GPU, "decoded data": NO_GPU})
+    xr_rows.append({"chunks": "CuPy (GPU)", "seconds (warm)": NO_GPU, "decoded data": NO_GPU})
 course.table(xr_rows)
+if xr_gpu_s:
+    print(f"GPU chunks: {max(xr_cpu_s, xr_gpu_s) / min(xr_cpu_s, xr_gpu_s):.1f}× "
+          f"{'faster' if xr_gpu_s < xr_cpu_s else 'slower'} than NumPy chunks for this mean, reading included")
 worst = max(float(np.nanmax(np.abs(mean_dev[v].values - mean_cpu[v].values))) for v in time_vars) if mean_dev is not None else None
 if worst is not None:
     print(f'ds.mean("time") over {len(files)} files, {xr_bytes / 2**20:.0f} MiB decoded; '
@@ -661,8 +859,8 @@ print("cluster closed; processes left:", left_running or "none")
 
 # %% [markdown]
 # Reading and decoding the NetCDF files happens on the CPU, chunk by chunk, whatever the chunks become
-# afterwards; a mean is one addition per value read. So for this computation the GPU hardly changes the
-# total: the disk and the decoding set the pace. The GPU pays off when the work per byte is large
+# afterwards, and a mean is one addition per value read: compare the two rows above with the CPU's own
+# mean of section 1 to see how much of each is reading. The GPU pays off when the work per byte is large
 # (many statistics of the same chunk, a model, a kernel like π), or when the data already lives on the
 # GPU. Formats built for fast parallel reads (Zarr, episode 09) and GPU-side decompression
 # (NVIDIA's `kvikio` and `nvcomp`) attack the reading itself.
@@ -685,6 +883,22 @@ print("cluster closed; processes left:", left_running or "none")
 # %%
 #| label: pandas-script
 print(inspect.getsource(gpu.daily_extremes).split('"""', 2)[2].strip("\n"))
+
+# %% [markdown]
+# Each RAPIDS run is a separate process that sets up its own GPU memory pool. CuPy keeps the memory
+# this lab freed in *its* pool, for reuse, so we hand the unused part back to the GPU first.
+
+# %%
+#| label: free-gpu-pool
+if ON_GPU:
+    pool = cupy.get_default_memory_pool()
+    held = pool.total_bytes()
+    pool.free_all_blocks()  # unused blocks only: field_dev stays for the exercises
+    cupy.get_default_pinned_memory_pool().free_all_blocks()
+    print(f"CuPy's pool: {held / 2**20:.0f} MiB before, {pool.total_bytes() / 2**20:.0f} MiB after "
+          f"({pool.used_bytes() / 2**20:.0f} MiB in use by this lab's arrays)")
+else:
+    print(f"{NO_GPU}: no GPU memory to free")
 
 # %%
 #| label: cudf-pandas
@@ -742,7 +956,10 @@ print(HARDWARE)
 # %% [markdown]
 # ## 6. What this machine measured
 #
-# One table for the slides, with the GPU column filled in only where a GPU measured it.
+# One table for the slides, with the GPU column filled in only where a GPU measured it. Where the course
+# has figures recorded on a GPU machine (`labs/course/gpu_reference.json`), they stand in a column of
+# their own, headed with that GPU and the date: figures from another machine, for comparison, never
+# mixed with this one's.
 
 # %%
 #| label: summary
@@ -750,24 +967,40 @@ def gpu_cell(value):
     return value if value else NO_GPU
 
 
+def seconds(run):
+    return f"{run['seconds']:.2f} s" if run and "seconds" in run else None
+
+
 summary_rows = [
-    {"measurement": "memory bandwidth", "CPU": f"{host_bw:.1f} GB/s",
+    {"measurement": "memory bandwidth (copy)", "CPU": f"{host_bw_all:.1f} GB/s ({CORES} cores; {host_bw:.1f} on 1)",
      "GPU": gpu_cell(f"{device_bw:.0f} GB/s" + (f" ({device_bw / peak_bw:.0%} of {peak_bw:.0f})" if peak_bw else "")
                      if device_bw else None)},
-    {"measurement": "host → device (largest copy, pageable)", "CPU": "", "GPU": gpu_cell(f"{h2d_bw:.1f} GB/s" if h2d_bw else None)},
-    {"measurement": "device → host (largest copy, pageable)", "CPU": "", "GPU": gpu_cell(f"{d2h_bw:.1f} GB/s" if d2h_bw else None)},
-    {"measurement": "π, NumPy vs CuPy (darts/s)", "CPU": f"{rates['NumPy (CPU, 1 core)']:.2e}",
+    {"measurement": "host → device (largest copy, pageable)", "CPU": "", "GPU": gpu_cell(h2d_bw and f"{h2d_bw:.1f} GB/s")},
+    {"measurement": "host → device (largest copy, pinned)", "CPU": "", "GPU": gpu_cell(h2d_pinned_bw and f"{h2d_pinned_bw:.1f} GB/s")},
+    {"measurement": "device → host (largest copy, pageable)", "CPU": "", "GPU": gpu_cell(d2h_bw and f"{d2h_bw:.1f} GB/s")},
+    {"measurement": "device → host (largest copy, pinned)", "CPU": "", "GPU": gpu_cell(d2h_pinned_bw and f"{d2h_pinned_bw:.1f} GB/s")},
+    {"measurement": "time mean of t2m, field in place", "CPU": f"{cpu_mean_s:.4f} s ({CORES} cores; {cpu_one_s:.4f} on 1)",
+     "GPU": gpu_cell(gpu_mean_s and f"{gpu_mean_s:.4f} s")},
+    {"measurement": "π, NumPy vs CuPy (darts/s)", "CPU": f"{rates['NumPy (CPU, 1 core)']:.2e} (1 core)",
      "GPU": gpu_cell(f"{rates['CuPy (GPU)']:.2e}" if "CuPy (GPU)" in rates else None)},
-    {"measurement": "π, Numba prange vs CUDA kernel (darts/s)", "CPU": f"{rates[f'Numba prange (CPU, {CORES} cores)']:.2e}",
+    {"measurement": "π, Numba prange vs CUDA kernel (darts/s)", "CPU": f"{rates[f'Numba prange (CPU, {CORES} cores)']:.2e} ({CORES} cores)",
      "GPU": gpu_cell(f"{rates['Numba CUDA kernel (GPU)']:.2e}" if "Numba CUDA kernel (GPU)" in rates else None)},
-    {"measurement": "pandas script (work)", "CPU": f"{pandas_cpu['seconds']:.2f} s" if "seconds" in pandas_cpu else "failed",
-     "GPU": gpu_cell(f"{pandas_gpu['seconds']:.2f} s" if pandas_gpu and "seconds" in pandas_gpu else None)},
-    {"measurement": "scikit-learn script (work)", "CPU": f"{sklearn_cpu['seconds']:.2f} s" if "seconds" in sklearn_cpu else "failed",
-     "GPU": gpu_cell(f"{sklearn_gpu['seconds']:.2f} s" if sklearn_gpu and "seconds" in sklearn_gpu else None)},
+    {"measurement": "Xarray mean over the dataset (warm)", "CPU": f"{xr_cpu_s:.2f} s", "GPU": gpu_cell(xr_gpu_s and f"{xr_gpu_s:.2f} s")},
+    {"measurement": "pandas script (work)", "CPU": seconds(pandas_cpu) or "failed", "GPU": gpu_cell(seconds(pandas_gpu))},
+    {"measurement": "scikit-learn script (work)", "CPU": seconds(sklearn_cpu) or "failed", "GPU": gpu_cell(seconds(sklearn_gpu))},
 ]
-course.table(summary_rows)
+reference = gpu.reference()  # figures recorded on a GPU machine, or None
+shown = [{"measurement": r["measurement"], "CPU here": r["CPU"], "GPU here": r["GPU"]} for r in summary_rows]
+if reference:
+    label = gpu.reference_label(reference)
+    for row in shown:
+        row[label] = reference["rows"].get(row["measurement"], {}).get("GPU", "not recorded")
+course.table(shown)
 if not ON_GPU:
     print(f"Measured WITHOUT a GPU: '{NO_GPU}' marks every figure that needs one (how to get them: section 0).")
+if reference:
+    print(f"The last column was not measured here: {label} ({reference['hardware']}, COURSE_SIZE={reference['size']}).")
+gpu.write_summary(course.BUILD / "gpu_summary.json", summary_rows, found, HARDWARE, course.size())
 print(HARDWARE)
 
 # %% [markdown]
@@ -810,16 +1043,18 @@ print(HARDWARE)
 #
 # ### Exercise 3: when does the GPU pay off?
 # Use the table of section 1: with `t_copy` the time to copy the field to the GPU, `t_gpu` and `t_cpu`
-# the times of one reduction on each, how many reductions `k` of the same field must you do before the
-# GPU wins, counting the copy? (Without a GPU here, use 25 GB/s for the bus and 2 TB/s for the GPU's
-# memory, typical of a data-centre card, with your own CPU figure.)
+# the times of one reduction on each (the CPU on all its cores), how many reductions `k` of the same
+# field must you do before the GPU wins, counting the copy? Without a GPU here, take the bus and GPU
+# memory rates from the column recorded on a GPU machine in section 6 if it is there, or from your
+# GPU's data sheet, with your own CPU figure.
 #
 # <details><summary>Solution</summary>
 #
 # The GPU wins when `t_copy + k·t_gpu < k·t_cpu`, so `k > t_copy / (t_cpu − t_gpu)`. With the field
 # already on the GPU `t_copy` is 0 and it wins from the first reduction. For one pass over a field
-# that starts on the host it wins only if the bus is faster than the CPU reads memory (it is not, for
-# a simple mean): the transfer eats the gain. Hence: copy once, compute much.
+# that starts on the host, it wins only if the field crosses the bus faster than the CPU's cores read
+# it from RAM: compare the pinned host → device rate with the CPU's all-core bandwidth. The sentence
+# under the `transfer-vs-gain` table computes `k` from this machine's measurements.
 # </details>
 #
 # ### Exercise 4: what did the accelerator accelerate?
@@ -839,14 +1074,17 @@ print(HARDWARE)
 #
 # ## Key points
 # - GPUs have thousands of simple cores and memory several times faster than a CPU's; most array
-#   work is memory-bound, so memory bandwidth sets the speed-up.
-# - Every byte crosses the bus first, at tens of GB/s: move data once, compute much, return small
-#   results. Time GPU code after a warm-up and with a synchronise.
-# - `xp = cupy` or `numpy`: CuPy copies NumPy; `get_array_module` and NEP 18 let one function serve both.
-# - Numba `@cuda.jit` kernels: threads in blocks in a grid, a grid-stride loop, atomics for totals;
-#   the CUDA simulator (`NUMBA_ENABLE_CUDASIM=1`, set before importing) tests them without a GPU.
-# - Dask chunks can be CuPy arrays (`array.backend`, `map_blocks(cupy.asarray)`); reading files stays
-#   on the CPU and often sets the pace.
+#   work is memory-bound, so memory bandwidth (against the CPU on all its cores) sets the speed-up.
+# - Every byte crosses the PCIe bus first: move data once, compute much, return small results. Pinned
+#   memory crosses faster; `cupy.asarray` stages through CuPy's pinned pool. Time GPU code after a
+#   warm-up, with a synchronise, or with `cupyx.profiler.benchmark`.
+# - `xp = cupy` or `numpy`: CuPy copies NumPy; `get_array_module` and NEP 18 let one function serve
+#   both; `cupy.fuse` turns a whole expression into one kernel.
+# - Numba `@cuda.jit` kernels: threads in blocks in a grid, a bounds check or a grid-stride loop,
+#   atomics for totals; the CUDA simulator (`NUMBA_ENABLE_CUDASIM=1`, set before importing) tests them
+#   without a GPU, but accepts Python that the GPU compiler rejects.
+# - Dask chunks can be CuPy arrays (`array.backend`, `map_blocks(cupy.asarray)`); `dask_cuda` starts one
+#   worker per GPU; `memory_limit` watches host RAM only. Reading files stays on the CPU.
 # - `python -m cudf.pandas` and `python -m cuml.accel` run unchanged pandas and scikit-learn code on
 #   the GPU; measure the whole process, not only the accelerated part.
 
@@ -857,6 +1095,7 @@ print(HARDWARE)
 # %% tags=["checks"]
 def test_kernel_counts_exactly_like_the_cpu():
     # In the simulator without a GPU, on the device with one: the same darts, the same hits.
+    assert first_hits == first_expected, (first_hits, first_expected)
     assert set(small_counts.values()) == {expected_small}, (small_counts, expected_small)
     assert SIMULATOR == (not KERNELS_ON_GPU)
     if kernel_exact is not None:
@@ -872,6 +1111,10 @@ def test_pi_estimates_agree_within_statistics():
 
 
 def test_field_reductions_agree():
+    np.testing.assert_allclose(cpu_mean_all, cpu_mean, rtol=1e-12)  # threads: the same sums, in bands
+    assert 0 < n_hot < field.size
+    if n_hot_gpu is not None:
+        assert n_hot_gpu == n_hot
     if gm_gpu is not None:
         assert abs(gm_gpu - gm_cpu) < 1e-6 * abs(gm_cpu)
     if gpu_mean is not None:
@@ -898,14 +1141,29 @@ def test_course_scripts_ran_and_agree():
         np.testing.assert_allclose(sklearn_gpu["explained"], sklearn_cpu["explained"], atol=1e-3)
 
 
+def test_simulator_switch_stays_in_this_process():
+    # Dask workers and the RAPIDS scripts run real CUDA where there is a GPU: they must not inherit it.
+    assert "NUMBA_ENABLE_CUDASIM" not in os.environ
+    assert set(worker_switch.values()) == {None}, worker_switch
+    assert pandas_cpu.get("simulator_variable") is None and sklearn_cpu.get("simulator_variable") is None
+
+
 def test_no_gpu_is_said_plainly():
     rows = [r["GPU"] for r in summary_rows]
+    assert [r["measurement"] for r in summary_rows] == gpu.SUMMARY_ROWS  # the reference file's row names
     if ON_GPU:
         assert not gpu_errors, "GPU paths failed: " + "; ".join(gpu_errors)
-        assert NO_GPU not in rows[0] and NO_GPU not in rows[3]
+        assert NO_GPU not in rows[0] and NO_GPU not in rows[6]
     else:
         assert all(r == NO_GPU for r in rows), rows
         assert "WITHOUT a GPU" in NOTICE and "requirements-gpu.txt" in NOTICE
+
+
+def test_reference_figures_are_labelled_and_kept_apart():
+    if reference is None:
+        return  # no figures recorded on a GPU machine yet
+    assert set(reference["rows"]) == set(gpu.SUMMARY_ROWS)
+    assert all(set(row) == {"measurement", "CPU here", "GPU here", gpu.reference_label(reference)} for row in shown)
 
 
 course.run_checks(globals())

@@ -11,6 +11,11 @@ unchanged under ``python -m cudf.pandas`` and ``python -m cuml.accel``.
 * ``run_script(name, accelerator)``  runs one of the two scripts below in a fresh Python, with a
   deadline, optionally under an accelerator (``cudf.pandas`` or ``cuml.accel``); returns its results.
 * ``daily_extremes()`` (pandas) and ``climate_clusters()`` (scikit-learn): the two scripts.
+* ``child_env()``      this process's environment without ``NUMBA_ENABLE_CUDASIM``: what every process the
+  lab starts (the probe, the two scripts, Dask workers) gets, so the simulator stays in the lab.
+* ``SUMMARY_ROWS``, ``reference()``, ``reference_label()``, ``write_summary()``: the lab's summary rows,
+  and figures recorded on a GPU machine (``gpu_reference.json`` beside this file, when it exists),
+  shown in a column of their own, never mixed with this machine's.
 
 Run as a script:
 
@@ -44,6 +49,18 @@ HOW_TO_GET_GPU = ("1. a machine with an NVIDIA GPU (HPC: a GPU node, e.g. `--gre
                   "2. the GPU packages: `pixi run -e gpu lab 11_gpus`, or in a fresh venv "
                   "`pip install -r requirements.txt -r requirements-gpu.txt`;\n"
                   "3. rerun this lab there.")
+
+
+SIMULATOR_VARIABLE = "NUMBA_ENABLE_CUDASIM"
+
+
+def child_env() -> dict:
+    """This process's environment without the simulator switch, for every process the lab starts: a
+    RAPIDS script or a Dask worker that inherited ``NUMBA_ENABLE_CUDASIM=1`` would run its Numba CUDA
+    code in the simulator, or fail, on a machine with a GPU."""
+    env = dict(os.environ)
+    env.pop(SIMULATOR_VARIABLE, None)
+    return env
 
 
 def forced_cpu() -> bool:
@@ -134,8 +151,7 @@ def _probe_here() -> dict:
 
 def probe(timeout: float = 240) -> dict:
     """What this machine offers for the GPU episode, found in a separate process. Never raises."""
-    env = dict(os.environ)
-    env.pop("NUMBA_ENABLE_CUDASIM", None)  # we want to know about the real GPU
+    env = child_env()  # we want to know about the real GPU
     try:
         out = subprocess.run([sys.executable, str(Path(__file__).resolve()), "probe"], capture_output=True,
                              text=True, timeout=timeout, env=env, cwd=ROOT)
@@ -187,6 +203,56 @@ def peak_bandwidth(cupy, device: int = 0) -> float | None:
     if not clock_khz or not bus_bits:
         return None
     return 2.0 * clock_khz * 1e3 * bus_bits / 8
+
+
+# --------------------------------------------------------------------------- reference figures
+
+# The rows of the lab's summary table, in order. A reference file must have exactly these rows.
+SUMMARY_ROWS = [
+    "memory bandwidth (copy)",
+    "host → device (largest copy, pageable)",
+    "host → device (largest copy, pinned)",
+    "device → host (largest copy, pageable)",
+    "device → host (largest copy, pinned)",
+    "time mean of t2m, field in place",
+    "π, NumPy vs CuPy (darts/s)",
+    "π, Numba prange vs CUDA kernel (darts/s)",
+    "Xarray mean over the dataset (warm)",
+    "pandas script (work)",
+    "scikit-learn script (work)",
+]
+REFERENCE_FILE = Path(__file__).resolve().with_name("gpu_reference.json")
+
+
+def reference(path: Path = REFERENCE_FILE) -> dict | None:
+    """The figures recorded on a GPU machine (``gpu_reference.json``), or None where there is no file.
+
+    Format: ``{"gpu": name, "date": "YYYY-MM-DD", "hardware": course.hardware() there, "size": COURSE_SIZE,
+    "versions": {package: version}, "rows": {row name: {"CPU": text, "GPU": text}}}``."""
+    if not Path(path).exists():
+        return None
+    return json.loads(Path(path).read_text())
+
+
+def reference_label(ref: dict) -> str:
+    """The column heading for reference figures: where and when they were recorded."""
+    return f"recorded on {ref['gpu']}, {ref['date']}"
+
+
+def write_summary(path: Path, rows: list[dict], found: dict, hardware: str, size: str) -> dict:
+    """Write the lab's summary as a reference-file candidate (the format of ``reference()``); returns it.
+    Only figures measured in this run: the prepared GPU run copies it next to this module."""
+    import datetime
+
+    summary = {"gpu": found["gpus"][0] if found["gpus"] else "no GPU",
+               "date": datetime.date.today().isoformat(), "hardware": hardware, "size": size,
+               "versions": {name: _version(name) for name in
+                            ("numpy", "cupy-cuda12x", "cupy-cuda13x", "numba", "numba-cuda", "dask", "xarray",
+                             "cudf-cu12", "cuml-cu12")},
+               "rows": {r["measurement"]: {"CPU": r["CPU"], "GPU": r["GPU"]} for r in rows}}
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(summary, indent=1, ensure_ascii=False) + "\n")
+    return summary
 
 
 # --------------------------------------------------------------------------- the two course scripts
@@ -307,7 +373,7 @@ def run_script(name: str, accelerator: str | None = None, months: int | None = N
     shown = command(name, accelerator, months)
     start = time.perf_counter()
     try:
-        out = subprocess.run(args, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+        out = subprocess.run(args, capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=child_env())
     except subprocess.TimeoutExpired:
         return {"command": shown, "error": f"did not finish within its deadline of {timeout:.0f} s "
                                            "(raise it with COURSE_DEADLINE_S=<seconds>)"}
@@ -327,6 +393,7 @@ def _main(argv: list[str]) -> int:
         print(json.dumps(_probe_here()))
         return 0
     result = SCRIPTS[argv[0]](*(int(a) for a in argv[1:]))
+    result["simulator_variable"] = os.environ.get(SIMULATOR_VARIABLE)  # must be None: see child_env()
     print("RESULT " + json.dumps(result), flush=True)
     return 0
 
