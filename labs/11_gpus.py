@@ -726,12 +726,16 @@ ax.set_title("π by Monte-Carlo: CPU and GPU", loc="left")
 fig.text(0.01, 0.01, HARDWARE, fontsize=10, color="#555555")
 fig.tight_layout(rect=(0, 0.05, 1, 1))
 plt.show()
-print("The pairs do different work: NumPy and CuPy draw random float32 arrays into memory and read them back "
-      "(memory-bound); Numba prange and the CUDA kernel hash each dart in registers and touch no memory "
-      "(compute-bound). Compare each GPU bar with its CPU twin, not with the other GPU bar.")
+
+# %% [markdown]
+# The two pairs of bars do **different work**. NumPy and CuPy draw random float32 arrays into memory and
+# read them back: memory-bound. Numba prange and the CUDA kernel hash each dart in registers and touch
+# no memory: compute-bound. Compare each GPU bar with its CPU twin, not with the other GPU bar.
+
+# %%
+#| label: pi-pairs
 for cpu_way, gpu_way in [("NumPy (CPU, 1 core)", "CuPy (GPU)"), (f"Numba prange (CPU, {CORES} cores)", "Numba CUDA kernel (GPU)")]:
-    if gpu_way in rates:
-        print(f"{gpu_way}: {rates[gpu_way] / rates[cpu_way]:.0f}× {cpu_way}")
+    print(f"{gpu_way}: {rates[gpu_way] / rates[cpu_way]:.0f}× {cpu_way}" if gpu_way in rates else f"{gpu_way}: {NO_GPU}")
 
 # %% [markdown]
 # ## 4. Dask and Xarray with GPU chunks
@@ -907,7 +911,7 @@ def accelerated(name, months=None):
     cpu_run = gpu.run_script(name, months=months)
     accel = gpu.ACCELERATORS[name]
     lib = {"pandas": "cudf", "sklearn": "cuml"}[name]
-    rows = [{"run": "CPU", "command": cpu_run["command"],
+    rows = [{"run": "CPU", "started as": "python …",
              "work": f"{cpu_run['seconds']:.2f} s" if "seconds" in cpu_run else cpu_run.get("error", ""),
              "whole process": f"{cpu_run['wall_s']:.1f} s" if "wall_s" in cpu_run else ""}]
     gpu_run = None
@@ -915,17 +919,18 @@ def accelerated(name, months=None):
         gpu_run = gpu.run_script(name, accel, months=months)
         if "error" in gpu_run:
             gpu_errors.append(f"{accel}: {gpu_run['error']}")
-        rows.append({"run": "GPU", "command": gpu_run["command"],
+        rows.append({"run": "GPU", "started as": f"python -m {accel} …",
                      "work": f"{gpu_run['seconds']:.2f} s" if "seconds" in gpu_run else gpu_run["error"][:80],
                      "whole process": f"{gpu_run['wall_s']:.1f} s" if "wall_s" in gpu_run else ""})
     else:
         why = NO_GPU if not ON_GPU else f"{lib} is not installed (requirements-gpu.txt)"
-        rows.append({"run": "GPU", "command": gpu.command(name, accel, months), "work": why, "whole process": ""})
+        rows.append({"run": "GPU", "started as": f"python -m {accel} …", "work": why, "whole process": ""})
     return cpu_run, gpu_run, rows
 
 
 pandas_cpu, pandas_gpu, rows = accelerated("pandas")
 course.table(rows)
+print("… =", gpu.command("pandas").split(" ", 1)[1])
 print(HARDWARE)
 
 # %%
@@ -940,6 +945,7 @@ print(f"from {pandas_cpu.get('rows', 0):,} rows: every land point at every time 
 #| label: cuml-accel
 sklearn_cpu, sklearn_gpu, rows = accelerated("sklearn")
 course.table(rows)
+print("… =", gpu.command("sklearn").split(" ", 1)[1])
 if "explained" in sklearn_cpu:
     print(f"{sklearn_cpu['samples']:,} samples × 5 variables · PCA explains "
           f"{', '.join(f'{v:.3f}' for v in sklearn_cpu['explained'])} of the variance")
@@ -971,21 +977,23 @@ def seconds(run):
     return f"{run['seconds']:.2f} s" if run and "seconds" in run else None
 
 
+def both(a, b, unit):
+    return f"{a:.1f} / {b:.1f} {unit}" if a and b else None
+
+
 summary_rows = [
     {"measurement": "memory bandwidth (copy)", "CPU": f"{host_bw_all:.1f} GB/s ({CORES} cores; {host_bw:.1f} on 1)",
      "GPU": gpu_cell(f"{device_bw:.0f} GB/s" + (f" ({device_bw / peak_bw:.0%} of {peak_bw:.0f})" if peak_bw else "")
                      if device_bw else None)},
-    {"measurement": "host → device (largest copy, pageable)", "CPU": "", "GPU": gpu_cell(h2d_bw and f"{h2d_bw:.1f} GB/s")},
-    {"measurement": "host → device (largest copy, pinned)", "CPU": "", "GPU": gpu_cell(h2d_pinned_bw and f"{h2d_pinned_bw:.1f} GB/s")},
-    {"measurement": "device → host (largest copy, pageable)", "CPU": "", "GPU": gpu_cell(d2h_bw and f"{d2h_bw:.1f} GB/s")},
-    {"measurement": "device → host (largest copy, pinned)", "CPU": "", "GPU": gpu_cell(d2h_pinned_bw and f"{d2h_pinned_bw:.1f} GB/s")},
-    {"measurement": "time mean of t2m, field in place", "CPU": f"{cpu_mean_s:.4f} s ({CORES} cores; {cpu_one_s:.4f} on 1)",
+    {"measurement": "host → device, pageable / pinned", "CPU": "", "GPU": gpu_cell(both(h2d_bw, h2d_pinned_bw, "GB/s"))},
+    {"measurement": "device → host, pageable / pinned", "CPU": "", "GPU": gpu_cell(both(d2h_bw, d2h_pinned_bw, "GB/s"))},
+    {"measurement": "time mean of t2m, in memory", "CPU": f"{cpu_mean_s:.4f} s ({CORES} cores; {cpu_one_s:.4f} on 1)",
      "GPU": gpu_cell(gpu_mean_s and f"{gpu_mean_s:.4f} s")},
-    {"measurement": "π, NumPy vs CuPy (darts/s)", "CPU": f"{rates['NumPy (CPU, 1 core)']:.2e} (1 core)",
+    {"measurement": "π: NumPy, CuPy (darts/s)", "CPU": f"{rates['NumPy (CPU, 1 core)']:.2e} (1 core)",
      "GPU": gpu_cell(f"{rates['CuPy (GPU)']:.2e}" if "CuPy (GPU)" in rates else None)},
-    {"measurement": "π, Numba prange vs CUDA kernel (darts/s)", "CPU": f"{rates[f'Numba prange (CPU, {CORES} cores)']:.2e} ({CORES} cores)",
+    {"measurement": "π: prange, CUDA kernel (darts/s)", "CPU": f"{rates[f'Numba prange (CPU, {CORES} cores)']:.2e} ({CORES} cores)",
      "GPU": gpu_cell(f"{rates['Numba CUDA kernel (GPU)']:.2e}" if "Numba CUDA kernel (GPU)" in rates else None)},
-    {"measurement": "Xarray mean over the dataset (warm)", "CPU": f"{xr_cpu_s:.2f} s", "GPU": gpu_cell(xr_gpu_s and f"{xr_gpu_s:.2f} s")},
+    {"measurement": "Xarray dataset mean (warm)", "CPU": f"{xr_cpu_s:.2f} s", "GPU": gpu_cell(xr_gpu_s and f"{xr_gpu_s:.2f} s")},
     {"measurement": "pandas script (work)", "CPU": seconds(pandas_cpu) or "failed", "GPU": gpu_cell(seconds(pandas_gpu))},
     {"measurement": "scikit-learn script (work)", "CPU": seconds(sklearn_cpu) or "failed", "GPU": gpu_cell(seconds(sklearn_gpu))},
 ]
@@ -996,10 +1004,8 @@ if reference:
     for row in shown:
         row[label] = reference["rows"].get(row["measurement"], {}).get("GPU", "not recorded")
 course.table(shown)
-if not ON_GPU:
-    print(f"Measured WITHOUT a GPU: '{NO_GPU}' marks every figure that needs one (how to get them: section 0).")
 if reference:
-    print(f"The last column was not measured here: {label} ({reference['hardware']}, COURSE_SIZE={reference['size']}).")
+    print(f"Last column NOT measured here: {reference['hardware']}, COURSE_SIZE={reference['size']}")
 gpu.write_summary(course.BUILD / "gpu_summary.json", summary_rows, found, HARDWARE, course.size())
 print(HARDWARE)
 
@@ -1153,7 +1159,7 @@ def test_no_gpu_is_said_plainly():
     assert [r["measurement"] for r in summary_rows] == gpu.SUMMARY_ROWS  # the reference file's row names
     if ON_GPU:
         assert not gpu_errors, "GPU paths failed: " + "; ".join(gpu_errors)
-        assert NO_GPU not in rows[0] and NO_GPU not in rows[6]
+        assert NO_GPU not in rows[0] and NO_GPU not in rows[4]
     else:
         assert all(r == NO_GPU for r in rows), rows
         assert "WITHOUT a GPU" in NOTICE and "requirements-gpu.txt" in NOTICE

@@ -10,6 +10,8 @@
   a CUDA toolkit is found (libnvvm, libdevice, NVRTC), else to LLVM IR (typing and lowering alone).
   ``test_a_kernel_the_simulator_accepts_fails_the_check`` proves that this check rejects what the
   simulator runs happily.
+* ``test_prepared_run_script_parses_and_benchmark_gpu_rows_run``: tests/gpu_run.sh parses, and
+  ``benchmark.py --gpu`` writes its table (a row saying why, without a GPU).
 * ``test_reference_file_matches_the_lab``: a committed ``labs/course/gpu_reference.json`` (figures from a
   GPU machine) has exactly the lab's summary rows; skipped while there is none.
 
@@ -279,7 +281,21 @@ def test_a_kernel_the_simulator_accepts_fails_the_check(tmp_path):
     assert "TypingError" in result["error"] or "UnsupportedError" in result["error"], result
 
 
-# --------------------------------------------------------------------------- 4. reference figures
+# --------------------------------------------------------------------------- 4. the prepared GPU run
+
+
+def test_prepared_run_script_parses_and_benchmark_gpu_rows_run(tmp_path):
+    script = ROOT / "tests" / "gpu_run.sh"
+    assert subprocess.run(["bash", "-n", str(script)], capture_output=True).returncode == 0
+    run = subprocess.run([sys.executable, str(ROOT / "tests" / "benchmark.py"), "--gpu", "--out", str(tmp_path)],
+                         capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    rows = json.loads((tmp_path / "benchmark.json").read_text())["rows"]
+    assert rows and all(r["section"] == "Machine limits" for r in rows)
+    assert all(r["value"] is not None or r["note"] for r in rows), rows  # a figure, or why not
+
+
+# --------------------------------------------------------------------------- 5. reference figures
 
 
 def test_reference_file_matches_the_lab():

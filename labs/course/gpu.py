@@ -46,8 +46,8 @@ LABS = Path(__file__).resolve().parents[1]
 ROOT = LABS.parent
 
 HOW_TO_GET_GPU = ("1. a machine with an NVIDIA GPU (HPC: a GPU node, e.g. `--gres=gpu:1`; or a cloud notebook);\n"
-                  "2. the GPU packages: `pixi run -e gpu lab 11_gpus`, or in a fresh venv "
-                  "`pip install -r requirements.txt -r requirements-gpu.txt`;\n"
+                  "2. the GPU packages: `pixi run -e gpu lab 11_gpus`, or in a fresh venv PyTorch's CPU build, then "
+                  "`pip install -r requirements.txt -r requirements-gpu.txt` (README, \"GPU lab\");\n"
                   "3. rerun this lab there.")
 
 
@@ -210,14 +210,12 @@ def peak_bandwidth(cupy, device: int = 0) -> float | None:
 # The rows of the lab's summary table, in order. A reference file must have exactly these rows.
 SUMMARY_ROWS = [
     "memory bandwidth (copy)",
-    "host → device (largest copy, pageable)",
-    "host → device (largest copy, pinned)",
-    "device → host (largest copy, pageable)",
-    "device → host (largest copy, pinned)",
-    "time mean of t2m, field in place",
-    "π, NumPy vs CuPy (darts/s)",
-    "π, Numba prange vs CUDA kernel (darts/s)",
-    "Xarray mean over the dataset (warm)",
+    "host → device, pageable / pinned",
+    "device → host, pageable / pinned",
+    "time mean of t2m, in memory",
+    "π: NumPy, CuPy (darts/s)",
+    "π: prange, CUDA kernel (darts/s)",
+    "Xarray dataset mean (warm)",
     "pandas script (work)",
     "scikit-learn script (work)",
 ]
