@@ -81,7 +81,7 @@ import numpy as np
 import psutil
 import xarray as xr
 
-from course import clusters, pi, pi_numba
+from course import clusters, era5, pi, pi_numba
 
 if ON_GPU:
     import cupy
@@ -297,25 +297,23 @@ print(HARDWARE)
 # %% [markdown]
 # ### When does the transfer eat the gain?
 # A reduction over a real field of the course's dataset: the time mean of 2 m temperature at every grid
-# point (what a climatology starts with). We load as many monthly files as fit comfortably in memory,
+# point (what a climatology starts with). We load as many time steps as fit comfortably in memory,
 # then time four ways: NumPy on one core and on every core (threads, each taking a band of latitudes),
 # CuPy with the field **already on the GPU**, and CuPy **including the copy** of the field to the GPU.
 
 # %%
 #| label: field-load
-files = sorted(course.dataset().glob("era5_*.nc"))
-with xr.open_dataset(files[0]) as first:
-    month_bytes = first.t2m.size * 4  # decoded to float32
-    steps_per_file = first.time.size
-n_files = int(max(1, min(len(files), psutil.virtual_memory().available / 16 // month_bytes,
-                         2 * 2**30 // month_bytes)))
+files = course.era5.files()  # the course's files, or your own (COURSE_ERA5)
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", FutureWarning)
-    with xr.open_mfdataset(files[:n_files], data_vars="minimal", coords="minimal", compat="override") as few:
-        field = few.t2m.values  # float32, (time, latitude, longitude), in host memory
-        lat = few.latitude.values
-print(f"t2m from {n_files} of {len(files)} monthly files: shape {field.shape}, {field.nbytes / 2**20:.0f} MiB "
-      f"(COURSE_SIZE={course.size()})")
+    whole = course.era5.open()  # lazy: every file, in the course's conventions
+step_bytes = whole.t2m[0].size * 4  # one time step, decoded to float32
+n_steps = int(max(1, min(whole.time.size, psutil.virtual_memory().available / 16 // step_bytes,
+                         2 * 2**30 // step_bytes)))
+field = whole.t2m.isel(time=slice(0, n_steps)).values.astype("float32", copy=False)  # (time, lat, lon), in RAM
+lat = whole.latitude.values
+print(f"t2m, the first {n_steps} of {whole.time.size} time steps: shape {field.shape}, "
+      f"{field.nbytes / 2**20:.0f} MiB (COURSE_SIZE={course.size()})")
 
 # %%
 #| label: transfer-vs-gain
@@ -802,8 +800,7 @@ print(HARDWARE)
 #| label: xarray-gpu-mean
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", FutureWarning)
-    ds = xr.open_mfdataset(files, data_vars="minimal", coords="minimal", compat="override",
-                           chunks={"time": int(max(1, min(steps_per_file, 128e6 // (month_bytes / steps_per_file))))})
+    ds = course.era5.open(chunks={"time": int(max(1, 128e6 // step_bytes))})  # chunks of at most ~128 MB
 time_vars = [v for v in ds.data_vars if "time" in ds[v].dims]
 to_xp = cupy.asarray if ON_GPU else np.asarray  # what each chunk goes through on its way in
 
