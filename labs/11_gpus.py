@@ -81,7 +81,7 @@ import numpy as np
 import psutil
 import xarray as xr
 
-from course import clusters, era5, pi, pi_numba
+from course import bench, clusters, era5, pi, pi_numba
 
 if ON_GPU:
     import cupy
@@ -242,6 +242,7 @@ if device_bw:
 else:
     print(f"{CORES} cores copy {host_bw_all / host_bw:.1f}× as fast as one: {NO_GPU} to compare with.")
 print(HARDWARE)
+print(bench.load())
 
 # %% [markdown]
 # ### Crossing the bus
@@ -1003,8 +1004,10 @@ if reference:
 course.table(shown)
 if reference:
     print(f"Last column NOT measured here: {reference['hardware']}, COURSE_SIZE={reference['size']}")
-gpu.write_summary(course.BUILD / "gpu_summary.json", summary_rows, found, HARDWARE, course.size())
+LOAD = bench.load()
+gpu.write_summary(course.BUILD / "gpu_summary.json", summary_rows, found, f"{HARDWARE} · {LOAD}", course.size())
 print(HARDWARE)
+print(LOAD)
 
 # %% [markdown]
 # ### Exercise 1: write it once
