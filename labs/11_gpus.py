@@ -568,6 +568,7 @@ print(HARDWARE)
 # - The grid is rounded up to whole blocks, so the last threads may have no element: `if i < x.size`.
 # - Adding to one total from many threads needs `cuda.atomic.add`: an addition that two threads cannot
 #   interleave. (Without it, two threads can read the same old total and one update is lost.)
+
 # %%
 #| label: first-kernel
 @cuda.jit
