@@ -7,7 +7,8 @@
 # - Start a Dask **scheduler** and **workers** as separate processes with the `dask` command line,
 #   connect to them by address, and stop everything cleanly.
 # - Reach a dashboard on a remote machine through an **SSH tunnel**.
-# - Let **dask-jobqueue** write SLURM and PBS job scripts, and explain **adaptive** scaling.
+# - Let **dask-jobqueue** write SLURM and PBS job scripts, submit worker jobs to a real Slurm, and
+#   watch **adaptive** scaling submit and cancel them.
 # - Run a lab as a **batch job** with the scheduler-file pattern; know where **pixi** fits.
 # - Compare the same computation with **MPI** (`mpi4py` under `mpiexec`) and with Dask.
 # - Point the same `Client(address)` at a cluster in the **cloud**.
@@ -843,7 +844,10 @@ if job_output:
 # - Workers need your code and your environment: install it, or share it on their `PYTHONPATH`.
 # - Reach a remote dashboard with `ssh -L 8787:localhost:<port> …`.
 # - On HPC, dask-jobqueue writes and submits job scripts (`job_script()` to check them);
-#   `adapt()` grows and shrinks the number of jobs with the work.
+#   `adapt()` grows and shrinks the number of jobs with the work. `squeue --me` shows them; nothing
+#   may be left in the queue when you are done.
+# - Jobs end early (walltime, `scancel`, too much memory asked): Dask reruns lost tasks on the
+#   workers that remain; with no worker left, stop and read why in `scontrol show job <id>`.
 # - For batch runs: a job script with the scheduler-file pattern; pixi installs on the login node
 #   and runs in the job.
 # - MPI runs N copies of one program with explicit messages: best for tightly coupled codes. Dask
@@ -898,6 +902,11 @@ def test_batch_template_ran_and_cleaned_up():
     if SLURM["up"]:  # a real job: it ended by itself, and its workers were the tasks of its srun step
         assert batch_job["state"] == "COMPLETED", job_output
         assert f"ran in Slurm job step {batch_job['job_id']}.0" in job_output, job_output
+
+
+def test_slurm_used_where_ci_started_one():
+    if os.environ.get("COURSE_REQUIRE_SLURM") == "1":  # .ci/run sets it once .ci/slurm-up succeeded
+        assert SLURM["up"], SLURM
 
 
 def test_slurm_worker_jobs_ran_the_computation():
