@@ -630,7 +630,8 @@ if SLURM["up"] and MPIEXEC is not None and 2 in mpi_runs:
                    "wall s": f"{mpi_runs[2]['wall']:.2f}"},
                   {"run": "sbatch + srun, 2 tasks", "π": f"{slurm_mpi['pi']:.15f}",
                    "compute s": f"{slurm_mpi['seconds']:.2f}", "wall s": f"{slurm_mpi['wall']:.2f}"}], align="lrrr")
-    print(f"wall time in the job: {mpi_job['run_time']} (Slurm's RunTime) · {course.hardware()}")
+    print(f"wall time in the job: {mpi_job['run_time']} (Slurm's RunTime)")
+    print(course.hardware())
 elif SLURM["up"]:
     print("No mpiexec here, so the MPI job was not submitted (section 4 says what to install).")
 else:
