@@ -7,7 +7,8 @@
 # - Start a Dask **scheduler** and **workers** as separate processes with the `dask` command line,
 #   connect to them by address, and stop everything cleanly.
 # - Reach a dashboard on a remote machine through an **SSH tunnel**.
-# - Let **dask-jobqueue** write SLURM and PBS job scripts, and explain **adaptive** scaling.
+# - Let **dask-jobqueue** write SLURM and PBS job scripts, submit worker jobs to a real Slurm, and
+#   watch **adaptive** scaling submit and cancel them.
 # - Run a lab as a **batch job** with the scheduler-file pattern; know where **pixi** fits.
 # - Compare the same computation with **MPI** (`mpi4py` under `mpiexec`) and with Dask.
 # - Point the same `Client(address)` at a cluster in the **cloud**.
@@ -44,7 +45,7 @@ from dask.distributed import Client
 from IPython.display import Image
 
 import course
-from course import clusters, pi
+from course import bench, clusters, pi
 
 OUT = course.BUILD / "05_clusters"  # everything this lab writes
 OUT.mkdir(parents=True, exist_ok=True)
@@ -360,8 +361,9 @@ print(f"processes still alive: {still_alive or 'none'} · {len(ports)} ports all
 # On SLURM or PBS you do not start workers by hand: you **submit jobs**, and each job starts
 # workers that connect to your scheduler. `dask-jobqueue` writes those job scripts and submits
 # them. You describe **one job**: cores, memory, walltime, queue (partition) and account; `processes`
-# splits the job into that many worker processes. `job_script()` shows the script it would submit;
-# nothing is submitted here (this machine has no `sbatch`).
+# splits the job into that many worker processes. `job_script()` shows the script it would submit,
+# and submits nothing: first for a typical node at a site, then, further down, for real on a Slurm
+# on this machine when there is one.
 
 # %%
 #| label: slurm-script
@@ -426,6 +428,228 @@ with SLURMCluster(**RESOURCES, scheduler_options={"host": "127.0.0.1", "dashboar
     hpc_listening = [x for x in clusters.listening([os.getpid()]) if x[2] in hpc_ports]
 
 # %% [markdown]
+# ### For real: worker jobs on a Slurm
+#
+# Everything above only *wrote* job scripts. When this machine runs a Slurm whose node is this
+# machine (the course's `.ci/slurm-up` starts a one-node Slurm as root on Debian or Ubuntu, for CI
+# and for rehearsing; `.ci/slurm-down` stops it), the rest of this section submits real jobs. The
+# resources come from `sinfo`, never typed: one core per job and that core's share of the node's
+# memory, so two jobs fit side by side. `clusters.slurm()` asks `sinfo` and submits nothing.
+
+# %%
+#| label: slurm-here
+SLURM = clusters.slurm()
+if SLURM["up"]:
+    MB_PER_CORE = SLURM["memory_mb"] // SLURM["cpus"]
+    print(f"Slurm is up: partition {SLURM['partition']!r}, node {SLURM['node']!r} with {SLURM['cpus']} CPUs "
+          f"and {SLURM['memory_mb']:,} MB; each worker job asks for 1 CPU and {MB_PER_CORE:,} MB")
+else:
+    print(f"No jobs submitted: {SLURM['why']}.")
+    print("To try it for real: as root on Debian/Ubuntu run `bash .ci/slurm-up` (a one-node Slurm on this")
+    print("machine; `bash .ci/slurm-down` stops it), or use your site's Slurm with Exercise 2's script.")
+NO_SLURM = "No Slurm here, so nothing was submitted (see above for how to start one)."
+slurm_jobs = set()   # every job id this section submits: none may be left in the queue at the end
+slurm_log = {}       # what each step measured, for the checks
+
+
+# %% [markdown]
+# Two worker jobs, in the code you would type at a site: `SLURMCluster(...)`, `scale(jobs=2)`,
+# `Client(cluster)`. `wait_for_workers` has a deadline: jobs may wait in the queue for a long time.
+# `squeue --me` shows them, with the ids Slurm gave them.
+
+# %%
+#| label: slurm-squeue
+if SLURM["up"]:
+    from dask_jobqueue import SLURMCluster
+
+    t0 = time.perf_counter()
+    JOB = dict(cores=1, processes=1, memory=f"{MB_PER_CORE}MiB", job_mem=f"{MB_PER_CORE}M", walltime="00:10:00",
+               queue=SLURM["partition"], job_name="dask-worker", log_directory=str(OUT / "slurm"),
+               scheduler_options={"host": "127.0.0.1", "dashboard_address": "127.0.0.1:0"},
+               worker_extra_args=["--dashboard-address", "127.0.0.1:0"],
+               job_script_prologue=[f"export PYTHONPATH={course.ROOT / 'labs'}"])  # the workers import course.pi
+    slurm_cluster = SLURMCluster(**JOB)
+    slurm_cluster.scale(jobs=2)
+    slurm_client = Client(slurm_cluster)
+    slurm_client.wait_for_workers(2, timeout=DEADLINE)
+    worker_jobs = [job.job_id for job in slurm_cluster.workers.values()]
+    slurm_address = slurm_cluster.scheduler_address  # the workers' command lines name it
+    slurm_jobs |= set(worker_jobs)
+    slurm_log["start s"] = time.perf_counter() - t0
+    slurm_squeue = clusters.squeue(worker_jobs)
+    print("$ squeue --me")
+    print(slurm_squeue)
+    print(f"jobs {', '.join(worker_jobs)} submitted; both workers connected {slurm_log['start s']:.1f} s later")
+else:
+    print(NO_SLURM)
+
+# %% [markdown]
+# The computation of section 2, unchanged, on the two workers Slurm started. `clusters.wait_on_jobs`
+# is `wait_for` for workers in batch jobs: if every job ends before the result is in, it stops and
+# says why (from `scontrol show job`) instead of waiting for workers that will never come.
+
+# %%
+#| label: slurm-pi
+if SLURM["up"]:
+    starts, stops = zip(*pi.slices(N_PI, 2))
+    t0 = time.perf_counter()
+    futures = slurm_client.map(pi.pi_slice_numpy, starts, stops, n=N_PI)
+    slurm_pi = sum(clusters.wait_on_jobs(futures, slurm_client, worker_jobs, what="π on the Slurm workers"))
+    slurm_log["pi s"] = time.perf_counter() - t0
+    del futures
+    same = "the same bits as" if slurm_pi == dask_runs[2][0] else "a different value from"
+    print(f"π = {slurm_pi:.15f} in {slurm_log['pi s']:.2f} s on 2 Slurm worker jobs: {same} the command-line cluster")
+    print(course.hardware(), "·", bench.load())
+else:
+    print(NO_SLURM)
+
+# %% [markdown]
+# **A worker job ends early.** At a site this happens: a node fails, an administrator cancels a job,
+# a walltime runs out. Here `scancel` ends one of the two jobs while a burst of short tasks runs. The
+# scheduler notices the worker is gone and runs its unfinished tasks on the other one: the result is
+# still complete, only later.
+
+# %%
+#| label: slurm-scancel
+if SLURM["up"]:
+    t0 = time.perf_counter()
+    naps = slurm_client.map(time.sleep, [0.25] * 40, pure=False)  # 40 tasks of a quarter second
+    clusters.wait_until(lambda: sum(f.done() for f in naps) >= 4, "the first tasks finishing", DEADLINE)
+    subprocess.run(["scancel", worker_jobs[0]], check=True, timeout=30)
+    clusters.wait_on_jobs(naps, slurm_client, worker_jobs, what="the burst after scancel")
+    slurm_log["scancel"] = {"done": sum(f.status == "finished" for f in naps), "of": len(naps),
+                            "workers": len(slurm_client.scheduler_info(n_workers=-1)["workers"]),
+                            "seconds": time.perf_counter() - t0, "why": clusters.why_job_ended(worker_jobs[0])}
+    del naps
+    print(f"$ scancel {worker_jobs[0]}")
+    print(slurm_log["scancel"]["why"])
+    print(f"all {slurm_log['scancel']['done']} of {slurm_log['scancel']['of']} tasks finished, on "
+          f"{slurm_log['scancel']['workers']} remaining worker, {slurm_log['scancel']['seconds']:.1f} s after the burst began")
+else:
+    print(NO_SLURM)
+
+# %% [markdown]
+# `scale(jobs=0)` gives the nodes back: dask-jobqueue closes the workers and cancels their jobs.
+
+# %%
+#| label: slurm-scale-down
+if SLURM["up"]:
+    t0 = time.perf_counter()
+    slurm_cluster.scale(jobs=0)
+    try:
+        clusters.wait_until(lambda: not clusters.queued(worker_jobs), "the worker jobs leaving the queue", 60)
+        print(f"scale(jobs=0): the queue was empty again {time.perf_counter() - t0:.1f} s later")
+    except clusters.ClusterTrouble:  # never leave a job behind: cancel what scale(0) did not
+        stuck = clusters.queued(worker_jobs)
+        subprocess.run(["scancel", *stuck], timeout=30)
+        clusters.wait_until(lambda: not clusters.queued(worker_jobs), "the worker jobs leaving the queue", 60)
+        print(f"scale(jobs=0) had not cancelled job(s) {', '.join(stuck)} after 60 s: scancel did")
+    print("$ squeue --me")
+    print(clusters.squeue())
+else:
+    print(NO_SLURM)
+
+# %% [markdown]
+# **Adaptive, for real.** A new cluster with `adapt(minimum_jobs=0, maximum_jobs=2)`, then a burst
+# of tasks that sleep half a second each: the scheduler sees the backlog and dask-jobqueue submits
+# jobs; once the tasks are done and their results let go, the idle workers' jobs are cancelled. (Checking every half second and
+# waiting four idle checks before cancelling, instead of the defaults, keeps the demonstration short.)
+
+# %%
+#| label: slurm-adapt
+if SLURM["up"]:
+    with SLURMCluster(**JOB) as adaptive_cluster, Client(adaptive_cluster) as adaptive_client:
+        adaptive_cluster.adapt(minimum_jobs=0, maximum_jobs=2, interval="500ms", wait_count=4)
+        adaptive_address = adaptive_cluster.scheduler_address
+        t0 = time.perf_counter()
+        burst = adaptive_client.map(time.sleep, [0.5] * 24, pure=False)
+        timeline, burst_done = [], {}
+
+        def burst_over():
+            """One look (seconds since the burst, jobs in the queue, workers); true once all is done and cancelled."""
+            slurm_jobs.update(job.job_id for job in adaptive_cluster.workers.values())
+            timeline.append((time.perf_counter() - t0, len(clusters.queued(slurm_jobs)),
+                             len(adaptive_client.scheduler_info(n_workers=-1)["workers"])))
+            if not burst_done and all(f.done() for f in burst):
+                burst_done["s"] = time.perf_counter() - t0
+                burst.clear()  # let go of the results, so that no worker has to keep them
+            return burst_done and timeline[-1][1] == 0  # the tasks are done, and every job cancelled again
+
+        clusters.wait_until(burst_over, "adapt() submitting jobs for the burst and cancelling them when idle",
+                            DEADLINE)
+    changes = [row for k, row in enumerate(timeline) if k == 0 or row[1:] != timeline[k - 1][1:]]
+    course.table([{"s after the burst": f"{t:.1f}", "jobs in the queue": jobs, "workers": n}
+                  for t, jobs, n in changes], align="rrr")
+    print(f"24 tasks done after {burst_done['s']:.1f} s; every job cancelled by {timeline[-1][0]:.1f} s")
+    slurm_log["adapt peak jobs"] = max(jobs for _, jobs, _ in timeline)
+else:
+    print(NO_SLURM)
+
+# %% [markdown]
+# **A job that cannot fit.** Ask for more memory than the node has and Slurm refuses the job at
+# once: `sbatch` exits with an error and nothing is queued. (Submitted through `scale()`, the same
+# refusal only lands in dask-jobqueue's log and the cluster waits for workers that never come, which
+# is why `job_script()` and a plain `sbatch` of it are worth a look first.) The third way a job ends
+# early, a walltime that runs out mid-computation, costs a minute of waiting, so `tests/test_slurm.py`
+# runs it: `wait_on_jobs` stops with Slurm's reason, `TIMEOUT`, and says what to ask for.
+
+# %%
+#| label: slurm-too-big
+if SLURM["up"]:
+    too_big = SLURMCluster(cores=1, memory=f"{2 * SLURM['memory_mb']}MiB", job_mem=f"{2 * SLURM['memory_mb']}M",
+                           walltime="00:05:00", queue=SLURM["partition"],
+                           scheduler_options={"host": "127.0.0.1", "dashboard_address": "127.0.0.1:0"})
+    refused = subprocess.run(["sbatch", "--parsable"], input=too_big.job_script(), capture_output=True, text=True,
+                             timeout=30)
+    too_big.close()
+    slurm_log["too big"] = {"returncode": refused.returncode, "queued": clusters.queued(), "stderr": refused.stderr}
+    print(f"$ sbatch  # a job asking for --mem={2 * SLURM['memory_mb']}M on a node with {SLURM['memory_mb']} MB")
+    print(refused.stderr.strip())
+    print(f"exit status {refused.returncode}; jobs queued: {slurm_log['too big']['queued'] or 'none'}")
+else:
+    print(NO_SLURM)
+
+# %% [markdown]
+# **MPI as a batch job.** The MPI π of section 4, now submitted: `srun --mpi=pmi2` starts the ranks as
+# the tasks of a job step (at a site, `mpiexec` inside the allocation also works: it asks Slurm where
+# to start them). The wall time counts from `sbatch` to the end of the job: queueing and start-up.
+
+# %%
+#| label: slurm-mpi
+if SLURM["up"] and MPIEXEC is not None and 2 in mpi_runs:
+    mpi_cmd = f"srun --mpi=pmi2 python -m course.pi mpi {N_PI}"
+    mpi_job = clusters.sbatch(["--ntasks=2", "--cpus-per-task=1", f"--mem={MB_PER_CORE}M", "--time=00:10:00",
+                               "--job-name=mpi-pi", "--chdir=labs", f"--output={OUT / 'slurm' / 'mpi-pi-%j.out'}",
+                               "--wrap", mpi_cmd.replace("python", sys.executable, 1)], timeout=DEADLINE,
+                              what="the MPI job")
+    slurm_jobs.add(mpi_job["job_id"])
+    slurm_mpi = {**pi.parse(mpi_job["output"]), "wall": mpi_job["seconds"]}
+    print(f"$ sbatch --ntasks=2 --cpus-per-task=1 \\\n    --wrap '{mpi_cmd}'")
+    print(f"job {mpi_job['job_id']}: {mpi_job['state']}")
+    course.table([{"run": "mpiexec -n 2", "π": f"{mpi_runs[2]['pi']:.15f}", "compute s": f"{mpi_runs[2]['seconds']:.2f}",
+                   "wall s": f"{mpi_runs[2]['wall']:.2f}"},
+                  {"run": "sbatch + srun, 2 tasks", "π": f"{slurm_mpi['pi']:.15f}",
+                   "compute s": f"{slurm_mpi['seconds']:.2f}", "wall s": f"{slurm_mpi['wall']:.2f}"}], align="lrrr")
+    print(f"wall time in the job: {mpi_job['run_time']} (Slurm's RunTime)")
+    print(course.hardware())
+elif SLURM["up"]:
+    print("No mpiexec here, so the MPI job was not submitted (section 4 says what to install).")
+else:
+    print(NO_SLURM)
+
+# %%
+#| label: slurm-empty
+if SLURM["up"]:
+    slurm_client.close()
+    slurm_cluster.close()
+    slurm_left = clusters.queued(slurm_jobs)
+    print(f"jobs submitted in this section: {len(slurm_jobs)} ({', '.join(sorted(slurm_jobs, key=int))})")
+    print("$ squeue --me")
+    print(clusters.squeue())
+else:
+    print(NO_SLURM)
+
+# %% [markdown]
 # ## 7. A lab as a batch job: the scheduler-file pattern
 #
 # For long runs you do not keep a notebook open: you submit a script. `labs/jobs/run_lab.sbatch`
@@ -461,32 +685,50 @@ for k, line in enumerate(lines):  # the commands that matter, with their continu
             print(lines[k])
 
 # %% [markdown]
-# Without Slurm the template runs every step on this machine. Here it runs a tiny lab,
-# `clusters.hello`, that does what every lab does: it starts its cluster with `clusters.client()`.
-# In the job, that call finds `$DASK_SCHEDULER_ADDRESS` and joins the job's cluster; the π slices
-# then run on the job's workers. Afterwards nothing may be left behind.
+# Here it runs a tiny lab, `clusters.hello`, that does what every lab does: it starts its cluster
+# with `clusters.client()`. In the job, that call finds `$DASK_SCHEDULER_ADDRESS` and joins the
+# job's cluster; the π slices then run on the job's workers. With a Slurm on this machine the lab
+# submits it with `sbatch`. Options on the command line override the template's `#SBATCH` lines,
+# so the site's two-node request becomes one node with two one-core tasks, and the job ends by
+# itself when the lab does. Without Slurm the same file runs every step here under `bash`.
+# Either way nothing may be left behind.
 
 # %%
 print(inspect.getsource(clusters.hello))
 
 # %%
-#| label: sbatch-local-run
+#| label: sbatch-run
 job_dir = OUT / "job"
+job_dir.mkdir(exist_ok=True)  # Slurm writes the job's output file there, and fails the job if it cannot
 bash = shutil.which("bash")
-job_output, job_leftovers = "", []
-if bash is None:
+job_output, job_leftovers, batch_job = "", [], None
+env = dict(os.environ, COURSE_RUN_DIR=str(job_dir), VIRTUAL_ENV=sys.prefix,
+           PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
+t0 = time.perf_counter()
+if SLURM["up"]:
+    sizes = ["--nodes=1", "--ntasks-per-node=2", "--cpus-per-task=1", f"--mem={MB_PER_CORE}M"]
+    print(f"$ sbatch {' '.join(sizes)} \\\n    labs/jobs/run_lab.sbatch labs/course/clusters.py hello")
+    try:
+        batch_job = clusters.sbatch([*sizes, "--time=00:10:00", f"--output={job_dir / 'slurm-%j.out'}",
+                                     str(template), "labs/course/clusters.py", "hello"],
+                                    timeout=DEADLINE, what="the batch template", env=env)
+        slurm_jobs.add(batch_job["job_id"])
+        job_output = batch_job["output"]
+        print(f"job {batch_job['job_id']}: {batch_job['state']} after {batch_job['run_time']} (Slurm's RunTime); "
+              f"its output file:")
+    except clusters.ClusterTrouble as err:
+        job_output = str(err)
+elif bash is None:
     print("No bash here (Windows without Git Bash or WSL): the batch template was not tried.")
 else:
-    env = dict(os.environ, COURSE_RUN_DIR=str(job_dir), VIRTUAL_ENV=sys.prefix,
-               PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
-    t0 = time.perf_counter()
     try:
         done = subprocess.run([bash, str(template), "labs/course/clusters.py", "hello"], cwd=course.ROOT, env=env,
                               capture_output=True, text=True, timeout=180)
         job_output = done.stdout + (f"[exit status {done.returncode}] {done.stderr[-800:]}" if done.returncode else "")
     except subprocess.TimeoutExpired as err:
         job_output = f"the job did not finish in {err.timeout} s"
-    job_s = time.perf_counter() - t0
+job_s = time.perf_counter() - t0
+if job_output:
     job_leftovers = [p.pid for p in psutil.process_iter(["cmdline"]) if str(job_dir) in " ".join(p.info["cmdline"] or [])]
     print(job_output.strip())
     print(f"\nwhole job: {job_s:.1f} s; processes left behind: {job_leftovers or 'none'}")
@@ -603,7 +845,10 @@ else:
 # - Workers need your code and your environment: install it, or share it on their `PYTHONPATH`.
 # - Reach a remote dashboard with `ssh -L 8787:localhost:<port> …`.
 # - On HPC, dask-jobqueue writes and submits job scripts (`job_script()` to check them);
-#   `adapt()` grows and shrinks the number of jobs with the work.
+#   `adapt()` grows and shrinks the number of jobs with the work. `squeue --me` shows them; nothing
+#   may be left in the queue when you are done.
+# - Jobs end early (walltime, `scancel`, too much memory asked): Dask reruns lost tasks on the
+#   workers that remain; with no worker left, stop and read why in `scontrol show job <id>`.
 # - For batch runs: a job script with the scheduler-file pattern; pixi installs on the login node
 #   and runs in the job.
 # - MPI runs N copies of one program with explicit messages: best for tightly coupled codes. Dask
@@ -649,12 +894,74 @@ def test_job_scripts_contain_requested_resources():
 
 
 def test_batch_template_ran_and_cleaned_up():
-    if bash is None:
+    if bash is None and not SLURM["up"]:
         return
     assert "joined the job's cluster" in job_output and ": 2 workers" in job_output, job_output
     assert "pi=3.14159" in job_output and "ran on 2 of its workers" in job_output, job_output
     assert "cluster stopped" in job_output
     assert job_leftovers == []
+    if SLURM["up"]:  # a real job: it ended by itself, and its workers were the tasks of its srun step
+        assert batch_job["state"] == "COMPLETED", job_output
+        assert f"ran in Slurm job step {batch_job['job_id']}.0" in job_output, job_output
+
+
+def test_slurm_used_where_ci_started_one():
+    if os.environ.get("COURSE_REQUIRE_SLURM") == "1":  # .ci/run sets it once .ci/slurm-up succeeded
+        assert SLURM["up"], SLURM
+
+
+def test_slurm_worker_jobs_ran_the_computation():
+    if not SLURM["up"]:
+        return
+    assert len(worker_jobs) == 2 and all(j in slurm_squeue for j in worker_jobs), slurm_squeue
+    assert slurm_squeue.count("RUNNING") == 2, slurm_squeue
+    assert slurm_pi == dask_runs[2][0]  # same slices, same additions as on the command-line cluster
+
+
+def test_slurm_failures_are_caught_and_explained():
+    if not SLURM["up"]:
+        return
+    cancelled = slurm_log["scancel"]
+    assert cancelled["done"] == cancelled["of"] and cancelled["workers"] == 1, cancelled
+    assert "was cancelled" in cancelled["why"], cancelled
+    too_big = slurm_log["too big"]
+    assert too_big["returncode"] != 0 and too_big["queued"] == [], too_big
+    assert "not available" in too_big["stderr"] or "can not be satisfied" in too_big["stderr"], too_big
+
+
+def test_slurm_adapt_submitted_and_cancelled_jobs():
+    if not SLURM["up"]:
+        return
+    assert slurm_log["adapt peak jobs"] >= 1 and timeline[-1][1] == 0, timeline
+    assert len(slurm_jobs) >= 4  # 2 worker jobs, at least one adaptive job, the batch template (+ MPI)
+
+
+def test_mpi_batch_job_agrees_with_mpiexec():
+    if not (SLURM["up"] and 2 in mpi_runs):
+        return
+    assert mpi_job["state"] == "COMPLETED"
+    assert slurm_mpi["ranks"] == 2 and slurm_mpi["pi"] == mpi_runs[2]["pi"]
+
+
+def test_slurm_queue_empty_and_nothing_left():
+    if not SLURM["up"]:
+        return
+    assert slurm_left == [] and clusters.queued(slurm_jobs) == []
+    mine = re.compile(r"slurmstepd: \[(\d+)\.")
+
+    def leftovers():
+        found = []
+        for p in psutil.process_iter(["cmdline"]):
+            cmd = " ".join(p.info["cmdline"] or [])
+            step = mine.match(cmd)
+            if (step and step.group(1) in slurm_jobs) or slurm_address in cmd or adaptive_address in cmd:
+                found.append(f"{p.pid}: {cmd[:80]}")
+        return found
+
+    deadline = time.monotonic() + 30  # a job's last processes may take a moment to exit
+    while leftovers() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert leftovers() == []
 
 
 course.run_checks(globals())

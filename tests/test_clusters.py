@@ -145,9 +145,11 @@ def test_job_scripts_contain_the_requested_resources(kind):
 def test_batch_template_is_valid_bash_with_the_scheduler_file_pattern():
     template = LABS / "jobs" / "run_lab.sbatch"
     text = template.read_text()
-    for line in ("#SBATCH --nodes=", "#SBATCH --cpus-per-task=", "#SBATCH --mem=", "#SBATCH --time=",
-                 "#SBATCH --partition=", "#SBATCH --account="):
+    for line in ("#SBATCH --nodes=", "#SBATCH --cpus-per-task=", "#SBATCH --mem=", "#SBATCH --time="):
         assert line in text, line
+    # partition and account suit one site only: given at submission (sbatch -p/-A, SBATCH_PARTITION), not in the file
+    assert not re.search(r"^#SBATCH\s+(--partition|--account|-p|-A)\b", text, re.M)
+    assert "SBATCH_PARTITION" in text and "SBATCH_ACCOUNT" in text
     assert "--scheduler-file" in text and "DASK_SCHEDULER_ADDRESS" in text and "trap stop_cluster EXIT" in text
     assert "--dashboard-address 127.0.0.1:0" in text
     bash = shutil.which("bash")

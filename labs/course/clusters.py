@@ -638,7 +638,16 @@ def hello() -> int:
         how = "joined the job's cluster" if joined else "started its own cluster"
         print(f"{how} at {c.scheduler.address}: {len(workers)} workers", flush=True)
         print(f"pi={estimate!r}; the slices ran on {len(ran_on)} of its workers", flush=True)
+        steps = sorted({s for s in c.run(slurm_step).values() if s})
+        if steps:  # under Slurm: the workers are tasks of the job's srun step
+            print(f"its workers ran in Slurm job step {', '.join(steps)}", flush=True)
     return 0
+
+
+def slurm_step() -> str | None:
+    """``<job id>.<step id>`` of the Slurm job step this process runs in; None outside Slurm."""
+    job, step = os.environ.get("SLURM_JOB_ID"), os.environ.get("SLURM_STEP_ID")
+    return f"{job}.{step}" if job and step else None
 
 
 if __name__ == "__main__":
@@ -693,3 +702,138 @@ class PeakMemory(ThreadSampler):
                 except psutil.Error:  # a worker restarted
                     pass
             self._stop.wait(self.interval)
+
+
+# --------------------------------------------------------------------------- Slurm: a real batch system
+
+SQUEUE_FORMAT = "%.6i %.12j %.8T %.6M %.4C %.6m %R"  # id, name, state, time used, CPUs, memory, node or reason
+
+
+def _run(cmd: list[str], timeout: float = 30, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kwargs)
+
+
+def slurm(timeout: float = 20) -> dict:
+    """Is there a Slurm here whose jobs run on *this* machine? Asks ``sinfo``; never submits anything.
+
+    Returns ``{"up": True, "partition", "node", "cpus", "memory_mb"}`` (the node's CPUs and memory as Slurm
+    reports them), or ``{"up": False, "why": <one sentence>}``. Jobs must run here because the labs'
+    schedulers listen on 127.0.0.1: a site's Slurm, whose nodes are other machines, counts as not up."""
+    if shutil.which("sbatch") is None or shutil.which("sinfo") is None:
+        return {"up": False, "why": "this machine has no `sbatch`"}
+    try:
+        done = _run(["sinfo", "-h", "-N", "-o", "%P|%N|%c|%m|%t|%a"], timeout=timeout)
+    except (OSError, subprocess.TimeoutExpired) as err:
+        return {"up": False, "why": f"`sinfo` did not answer ({err})"}
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no message"])[-1]
+        return {"up": False, "why": f"`sinfo` failed: {last}"}
+    here = {socket.gethostname().split(".")[0], "localhost"}
+    rows = [line.split("|") for line in done.stdout.split() if line.count("|") == 5]
+    for partition, node, cpus, memory, state, avail in sorted(rows, key=lambda r: not r[0].endswith("*")):
+        if node in here and avail == "up" and state.rstrip("*~#!%$@^-") in ("idle", "mix"):
+            return {"up": True, "partition": partition.rstrip("*"), "node": node, "cpus": int(cpus),
+                    "memory_mb": int(memory)}
+    if rows and not any(r[1] in here for r in rows):
+        return {"up": False, "why": "Slurm answers, but its nodes are other machines (this lab's scheduler "
+                                    "listens on 127.0.0.1 only)"}
+    return {"up": False, "why": f"no partition is up with this machine idle ({' '.join(r[0] + ':' + r[4] for r in rows) or 'no nodes'})"}
+
+
+def squeue(job_ids=None, fmt: str = SQUEUE_FORMAT) -> str:
+    """``squeue --me`` as a learner types it (only ``job_ids``, if given, and still known), with its header."""
+    cmd = ["squeue", "--me", "-o", fmt]
+    out = _run(cmd).stdout.splitlines()
+    if job_ids is None:
+        return "\n".join(out)
+    ids = {str(j) for j in job_ids}
+    return "\n".join(out[:1] + [line for line in out[1:] if line.split()[0] in ids])
+
+
+def queued(job_ids=None) -> list[str]:
+    """Ids of my jobs still in the queue (pending, running or completing), of ``job_ids`` if given."""
+    ids = _run(["squeue", "--me", "-h", "-o", "%i"]).stdout.split()
+    return [i for i in ids if job_ids is None or i in {str(j) for j in job_ids}]
+
+
+def wait_until(condition, what: str, timeout: float, poll: float = 0.5):
+    """Call ``condition()`` every ``poll`` seconds until it returns something true, and return that;
+    after ``timeout`` seconds raise ``ClusterTrouble`` naming ``what`` was awaited."""
+    end = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > end:
+            raise ClusterTrouble(f"{what} did not happen within {timeout:.0f} s; `squeue --me` shows the jobs "
+                                 f"and their reasons, `scontrol show job <id>` one job in full.")
+        time.sleep(poll)
+
+
+def job_info(job_id) -> dict:
+    """What Slurm remembers of one job (``scontrol show job``): JobState, Reason, RunTime, TimeLimit,
+    StdOut, ExitCode, ... Empty once Slurm has forgotten it (``MinJobAge`` after it ended)."""
+    done = _run(["scontrol", "show", "job", "-o", str(job_id)])
+    if done.returncode != 0:
+        return {}
+    return dict(re.findall(r"(\w+)=(\S*)", done.stdout))
+
+
+def why_job_ended(job_id) -> str:
+    """One sentence: how a job ended and what to do about it."""
+    info = job_info(job_id)
+    state, ran, limit = info.get("JobState", "UNKNOWN"), info.get("RunTime", "?"), info.get("TimeLimit", "?")
+    return {
+        "TIMEOUT": f"job {job_id} reached its walltime ({limit}) after {ran} and Slurm stopped its workers mid-computation: "
+                   "ask for a longer walltime, or give the workers a --lifetime shorter than it so that adapt() "
+                   "replaces them in time.",
+        "CANCELLED": f"job {job_id} was cancelled (scancel, or the administrator) after {ran}.",
+        "OUT_OF_MEMORY": f"job {job_id} used more memory than it asked for: ask for more (--mem), or use less.",
+        "COMPLETED": f"job {job_id} ended by itself after {ran} (exit code {info.get('ExitCode', '?')}).",
+    }.get(state, f"job {job_id} ended as {state} ({info.get('Reason', 'no reason given')}) after {ran}.")
+
+
+def wait_on_jobs(futures, client, job_ids, what: str = "the computation", timeout: float | None = None,
+                 poll: float = 0.5):
+    """:func:`wait_for` for workers that live in batch jobs: also stops, with the reason from Slurm
+    (:func:`why_job_ended`), when every one of ``job_ids`` has left the queue and no worker is left."""
+    from distributed import wait
+
+    limit, start, paused_since = deadline(timeout), time.monotonic(), None
+    while True:
+        try:
+            wait(futures, timeout=poll)
+        except TimeoutError:
+            pass
+        else:
+            return wait_for(futures, client, what=what, timeout=max(1.0, limit - (time.monotonic() - start)))
+        if not client.scheduler_info(n_workers=-1)["workers"] and not queued(job_ids):
+            raise ClusterTrouble(f"{what} stopped: its workers are gone, because "
+                                 + " ".join(why_job_ended(j) for j in job_ids))
+        paused_since = check_progress(client, what, start, limit, paused_since)
+
+
+def sbatch(args: list[str], timeout: float, what: str = "the batch job", env: dict | None = None) -> dict:
+    """Submit ``sbatch <args>``, wait (at most ``timeout`` s) until the job has left the queue, and return
+    ``{"job_id", "state", "run_time", "output", "seconds"}``: the job's state and run time as Slurm records
+    them, its output file, the wall time seen from here. The job gets ``env`` (default: this process's
+    environment), as sbatch passes the submitting environment on. A job still queued at the deadline is cancelled
+    (``scancel``) and ``ClusterTrouble`` raised with its output; a job Slurm refuses raises with sbatch's answer."""
+    t0 = time.perf_counter()
+    done = _run(["sbatch", "--parsable", *args], cwd=ROOT, env=env)
+    if done.returncode != 0:
+        raise ClusterTrouble(f"sbatch refused {what}: {' '.join(done.stderr.split())}")
+    job_id = done.stdout.strip().split(";")[0]
+    end = time.monotonic() + timeout
+    while queued([job_id]) and time.monotonic() < end:
+        time.sleep(0.5)
+    info = job_info(job_id)
+    output_file = Path(info.get("StdOut", ""))
+    output = output_file.read_text(errors="replace") if output_file.is_file() else ""
+    if queued([job_id]):
+        _run(["scancel", job_id])
+        wait_until(lambda: not queued([job_id]), f"job {job_id} leaving the queue after scancel", 60)
+        raise ClusterTrouble(f"{what} (job {job_id}) did not end within {timeout:.0f} s and was cancelled; "
+                             f"its output so far:\n{output[-3000:]}")
+    return {"job_id": job_id, "state": info.get("JobState", "UNKNOWN"), "run_time": info.get("RunTime", "?"),
+            "output": output, "seconds": time.perf_counter() - t0}
