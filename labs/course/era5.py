@@ -11,7 +11,11 @@ them, without anybody editing a file. What a lab calls:
                             files that are not NetCDF, a truncated file, or files on different grids.
 * ``normalise(ds)``         one file's Dataset in the course's conventions; pass it to
                             ``xr.open_mfdataset(files, preprocess=course.era5.normalise, ...)``.
-* ``open(**kwargs)``        ``xr.open_mfdataset(files(), preprocess=normalise, <minimal options>, **kwargs)``.
+* ``OPEN``                  what every open passes: ``xr.open_mfdataset(files, **course.era5.OPEN, ...)``
+                            (``preprocess=normalise`` and ``drop_variables=["expver"]``: see its comment).
+* ``open(**kwargs)``        ``xr.open_mfdataset(files(), **OPEN, <minimal options>, **kwargs)``.
+* ``chunks(spec)``          ``open_mfdataset``'s ``chunks=`` for own files: ``{"time": n}`` also names ``valid_time``.
+* ``one_file(variable)``    the first file that holds ``variable`` (own files may hold one stream each).
 * ``report()``              prints, for own files, what the files are and what ``normalise`` did to them
                             ("renamed valid_time → time; merged 2 streams (accum, instant); ...").
 * ``needs(ds, variables, what)``  True when ``ds`` has every variable; otherwise prints one line naming
@@ -347,7 +351,7 @@ def normalised(ds):
     """``(dataset in the course's conventions, list of what was done)`` for one file's Dataset."""
     import numpy as np
 
-    notes = []
+    notes, original = [], ds
     renames = {n: RENAME[n] for n in list(ds.variables) + list(ds.dims) if n in RENAME and RENAME[n] not in ds.variables}
     if renames:
         ds = ds.rename(renames)
@@ -400,6 +404,11 @@ def normalised(ds):
     if "time" in ds.dims and ds.indexes["time"].size > 1 and not ds.indexes["time"].is_monotonic_increasing:
         ds = ds.sortby("time")
         notes.append("time sorted")
+    if ds is not original:
+        # rename, assign, drop_vars... return Datasets that forget how to close the file: without this,
+        # closing the result would leave the file to the garbage collector, which may close it in any
+        # thread while another reads (netCDF-C/HDF5 are not thread-safe: a crash).
+        ds.set_close(original.close)
     return ds, notes
 
 
@@ -467,12 +476,33 @@ def report() -> None:
         print(f"{ENV}: " + "; ".join(summary()))
 
 
+# What every open of the files passes: ``xr.open_mfdataset(files, **course.era5.OPEN, ...)``. CDS files
+# since 2024 carry ``expver`` as a NetCDF string variable; netCDF-C crashes (segmentation fault) when such
+# a file is open twice in one process and one copy is closed, which labs that compare ways of opening do.
+# Dropping it while opening (``normalise`` would drop it anyway) avoids that; the generated files have none.
+OPEN = {"preprocess": normalise, "drop_variables": ["expver"]}
+
+
+def chunks(spec: dict) -> dict:
+    """``spec`` (e.g. ``{"time": 120}``) with the files' own names of the dimensions added (``valid_time``
+    for ``time``), for ``open_mfdataset(chunks=...)``: it chunks each file *before* ``normalise`` renames,
+    and ignores names a file does not have. The generated files get ``spec`` itself."""
+    if not own_data():
+        return spec
+    other = {}
+    for file_name, course_name in RENAME.items():
+        if course_name in spec and course_name in ("time", "latitude", "longitude"):
+            other[file_name] = spec[course_name]
+    return {**spec, **other}
+
+
 def open(**kwargs):  # noqa: A001 - read as course.era5.open
     """All the files as one lazy Dataset in the course's conventions (the minimal options of episode 07)."""
     import xarray as xr
 
-    options = dict(combine="by_coords", data_vars="minimal", coords="minimal", compat="override",
-                   preprocess=normalise)
+    options = dict(combine="by_coords", data_vars="minimal", coords="minimal", compat="override", **OPEN)
+    if "chunks" in kwargs and isinstance(kwargs["chunks"], dict):
+        kwargs["chunks"] = chunks(kwargs["chunks"])
     return xr.open_mfdataset(files(), **{**options, **kwargs})
 
 
