@@ -42,7 +42,7 @@ import os
 import sys
 
 import course
-from course import gpu
+from course import era5, gpu
 
 os.environ.setdefault("NUMBA_CACHE_DIR", str(course.BUILD / "numba_cache"))
 found = gpu.probe()
@@ -243,15 +243,19 @@ print(HARDWARE)
 
 # %%
 #| label: field-load
-files = sorted(course.dataset().glob("era5_*.nc"))
-with xr.open_dataset(files[0]) as first:
+files = era5.files()  # the course's files, or your own with COURSE_ERA5 (README: "Teaching on your own data")
+era5.report()
+with xr.open_dataset(era5.one_file("t2m")) as first:
+    first = era5.normalise(first)
     month_bytes = first.t2m.size * 4  # decoded to float32
     steps_per_file = first.time.size
-n_files = int(max(1, min(len(files), psutil.virtual_memory().available / 16 // month_bytes,
+t2m_files = era5.files_with("t2m")  # own files may hold one stream each
+n_files = int(max(1, min(len(t2m_files), psutil.virtual_memory().available / 16 // month_bytes,
                          2 * 2**30 // month_bytes)))
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", FutureWarning)
-    with xr.open_mfdataset(files[:n_files], data_vars="minimal", coords="minimal", compat="override") as few:
+    with xr.open_mfdataset(t2m_files[:n_files], data_vars="minimal", coords="minimal", compat="override",
+                           **era5.OPEN) as few:
         field = few.t2m.values  # float32, (time, latitude, longitude), in host memory
         lat = few.latitude.values
 print(f"t2m from {n_files} of {len(files)} monthly files: shape {field.shape}, {field.nbytes / 2**20:.0f} MiB "
@@ -608,8 +612,8 @@ print(HARDWARE)
 #| label: xarray-gpu-mean
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", FutureWarning)
-    ds = xr.open_mfdataset(files, data_vars="minimal", coords="minimal", compat="override",
-                           chunks={"time": int(max(1, min(steps_per_file, 128e6 // (month_bytes / steps_per_file))))})
+    ds = xr.open_mfdataset(files, data_vars="minimal", coords="minimal", compat="override", **era5.OPEN,
+                           chunks=era5.chunks({"time": int(max(1, min(steps_per_file, 128e6 // (month_bytes / steps_per_file))))}))
 time_vars = [v for v in ds.data_vars if "time" in ds[v].dims]
 to_xp = cupy.asarray if ON_GPU else np.asarray  # what each chunk goes through on its way in
 

@@ -15,7 +15,8 @@ them, without anybody editing a file. What a lab calls:
                             (``preprocess=normalise`` and ``drop_variables=["expver"]``: see its comment).
 * ``open(**kwargs)``        ``xr.open_mfdataset(files(), **OPEN, <minimal options>, **kwargs)``.
 * ``chunks(spec)``          ``open_mfdataset``'s ``chunks=`` for own files: ``{"time": n}`` also names ``valid_time``.
-* ``one_file(variable)``    the first file that holds ``variable`` (own files may hold one stream each).
+* ``one_file(variable)``    the first file that holds ``variable`` (own files may hold one stream each);
+                            ``files_with(variable)`` all of them.
 * ``report()``              prints, for own files, what the files are and what ``normalise`` did to them
                             ("renamed valid_time → time; merged 2 streams (accum, instant); ...").
 * ``needs(ds, variables, what)``  True when ``ds`` has every variable; otherwise prints one line naming
@@ -333,6 +334,13 @@ def files() -> list[Path]:
 
         return sorted(course.dataset().glob("era5_*.nc"))
     return [p.path for p in probes()]
+
+
+def files_with(variable: str) -> list[Path]:
+    """The files (in time order) that hold ``variable``: every generated file; own files of one stream."""
+    if not own_data():
+        return files()
+    return [p.path for p in probes() if variable in p.variables]
 
 
 def one_file(variable: str = "t2m") -> Path:
