@@ -495,7 +495,7 @@ READ_CHUNKS = {"time": READ_STEPS, "latitude": -1, "longitude": -1}
 NC_ZLIB = WORK / "netcdf_zlib"  # the compressed NetCDF4 copy
 NC_ZLIB.mkdir()
 for i, f in enumerate(read_files):
-    with xr.open_dataset(f, drop_variables=era5.OPEN["drop_variables"]) as month:
+    with xr.open_dataset(f, engine=era5.OPEN.get("engine")) as month:
         month = era5.normalise(month)  # own files: one stream per file, maybe; the generated: unchanged
         names = [v for v in TIME_VARS if v in month]
         if not names:  # an invariants file

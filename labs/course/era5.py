@@ -12,7 +12,8 @@ them, without anybody editing a file. What a lab calls:
 * ``normalise(ds)``         one file's Dataset in the course's conventions; pass it to
                             ``xr.open_mfdataset(files, preprocess=course.era5.normalise, ...)``.
 * ``OPEN``                  what every open passes: ``xr.open_mfdataset(files, **course.era5.OPEN, ...)``
-                            (``preprocess=normalise`` and ``drop_variables=["expver"]``: see its comment).
+                            (``preprocess=normalise``; for own NetCDF4 files ``engine="h5netcdf"``: see
+                            ``_OpenOptions``).
 * ``open(**kwargs)``        ``xr.open_mfdataset(files(), **OPEN, <minimal options>, **kwargs)``.
 * ``chunks(spec)``          ``open_mfdataset``'s ``chunks=`` for own files: ``{"time": n}`` also names ``valid_time``.
 * ``one_file(variable)``    the first file that holds ``variable`` (own files may hold one stream each);
@@ -59,6 +60,7 @@ import os
 import re
 import struct
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 ENV = "COURSE_ERA5"
@@ -460,7 +462,7 @@ def summary(where: str | None = None) -> list[str]:
         lines.append(f"invariants ({', '.join(invariant_files[0].variables)}) from their own file")
     notes, tp_attrs = [], None
     for kind in {(p.format, p.stream, p.variables): p for p in found}.values():  # one file of each kind
-        with xr.open_dataset(kind.path, chunks={}) as one:
+        with xr.open_dataset(kind.path, chunks={}, engine=OPEN.get("engine")) as one:
             one, done = normalised(one)
             notes += [n for n in done if n not in notes]
             if "tp" in one and tp_attrs is None:
@@ -484,11 +486,35 @@ def report() -> None:
         print(f"{ENV}: " + "; ".join(summary()))
 
 
-# What every open of the files passes: ``xr.open_mfdataset(files, **course.era5.OPEN, ...)``. CDS files
-# since 2024 carry ``expver`` as a NetCDF string variable; netCDF-C crashes (segmentation fault) when such
-# a file is open twice in one process and one copy is closed, which labs that compare ways of opening do.
-# Dropping it while opening (``normalise`` would drop it anyway) avoids that; the generated files have none.
-OPEN = {"preprocess": normalise, "drop_variables": ["expver"]}
+class _OpenOptions(Mapping):
+    """What every open of the files passes: ``xr.open_mfdataset(files, **course.era5.OPEN, ...)``.
+
+    ``preprocess=normalise`` always (the generated files pass unchanged). For own files that are all
+    NetCDF4 also ``engine="h5netcdf"``: CDS files since 2024 hold ``expver`` as a NetCDF string
+    variable, and netCDF-C (the default engine) crashes with a segmentation fault when such a file is
+    opened again in a process that has closed or dropped another copy of it, which is what a lab
+    that compares ways of opening does. h5netcdf reads the same HDF5 files without netCDF-C."""
+
+    def _options(self) -> dict:
+        options = {"preprocess": normalise}
+        if own_data() and {p.format for p in probes()} == {"NetCDF4"}:
+            options["engine"] = "h5netcdf"
+        return options
+
+    def __getitem__(self, key):
+        return self._options()[key]
+
+    def __iter__(self):
+        return iter(self._options())
+
+    def __len__(self) -> int:
+        return len(self._options())
+
+    def __repr__(self) -> str:
+        return repr(self._options())
+
+
+OPEN = _OpenOptions()
 
 
 def chunks(spec: dict) -> dict:
