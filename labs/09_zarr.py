@@ -515,7 +515,7 @@ read_src.to_zarr(READ_STORE, mode="w", consolidated=True,
                  encoding={v: {"compressors": [BloscCodec(cname="zlib", clevel=4, shuffle="shuffle")]} for v in TIME_VARS})
 READERS = {  # format -> a function that opens it lazily, in chunks of READ_STEPS maps
     "NetCDF4, as generated (packed int16)" if not era5.own_data() else "NetCDF, as delivered": lambda: xr.open_mfdataset(
-        read_files, **(OPEN_NETCDF | {"chunks": READ_CHUNKS}))[TIME_VARS],
+        read_files, **(OPEN_NETCDF | {"chunks": era5.chunks(READ_CHUNKS)}))[TIME_VARS],  # own files: valid_time too
     "NetCDF4, float32 + zlib": lambda: xr.open_mfdataset(
         zlib_files, **(OPEN_NETCDF | {"chunks": READ_CHUNKS}))[TIME_VARS],
     "Zarr, float32 + zlib (Blosc)": lambda: xr.open_zarr(READ_STORE, consolidated=True)[TIME_VARS],

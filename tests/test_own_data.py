@@ -310,12 +310,16 @@ def lab_uses_the_contract(lab: str) -> bool:
     return "course.era5" in (ROOT / "labs" / lab).read_text()
 
 
-LAB_RUNS = [(lab, layout) for lab in ("07_xarray_dask.py", "12_golden_path.py") for layout in ("cds", "legacy")]
+LABS_ON_OWN_DATA = [  # one line per lab that CI runs as a script on each layout (08, 09: by hand, see the note)
+    "07_xarray_dask.py",
+    "12_golden_path.py",
+]
+LAB_RUNS = [(lab, layout) for lab in LABS_ON_OWN_DATA for layout in ("cds", "legacy")]
 
 
 @pytest.mark.parametrize("lab,layout", LAB_RUNS, ids=[f"{lab[:2]}-{layout}" for lab, layout in LAB_RUNS])
 def test_lab_runs_as_a_script_on_own_files(layouts, lab, layout):
-    if not lab_uses_the_contract(lab):
+    if not lab_uses_the_contract(lab):  # lab 12 is being rewritten against course.era5 (issue 24's note)
         pytest.skip(f"{lab} does not read its files through course.era5 yet (it is being rewritten)")
     env = {**os.environ, "COURSE_ERA5": str(layouts[layout]), "MPLBACKEND": "Agg"}
     env.pop("COURSE_CHECKS", None)
