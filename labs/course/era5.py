@@ -486,6 +486,11 @@ def report() -> None:
         print(f"{ENV}: " + "; ".join(summary()))
 
 
+@functools.lru_cache(maxsize=8)
+def _all_netcdf4(where: str) -> bool:  # once per setting: `**OPEN` asks for every key
+    return {p.format for p in probes(where)} == {"NetCDF4"}
+
+
 class _OpenOptions(Mapping):
     """What every open of the files passes: ``xr.open_mfdataset(files, **course.era5.OPEN, ...)``.
 
@@ -497,7 +502,7 @@ class _OpenOptions(Mapping):
 
     def _options(self) -> dict:
         options = {"preprocess": normalise}
-        if own_data() and {p.format for p in probes()} == {"NetCDF4"}:
+        if own_data() and _all_netcdf4(setting()):
             options["engine"] = "h5netcdf"
         return options
 
