@@ -385,7 +385,7 @@ def normalised(ds):
         if static:
             ds = ds.assign({v: ds[v].isel(time=0, drop=True) for v in static})
             notes.append(f"{', '.join(static)}: kept one time step (invariant)")
-        if not any("time" in ds[v].dims for v in ds.data_vars):  # an invariants file: no time left
+        if not any("time" in ds[v].dims for v in ds.data_vars) and "time" in ds.variables:  # an invariants file
             ds = ds.drop_vars("time")
     if "latitude" in ds.dims and ds.sizes["latitude"] > 1 and ds.latitude.values[0] < ds.latitude.values[-1]:
         ds = ds.isel(latitude=slice(None, None, -1))
