@@ -152,12 +152,31 @@ def disk_row():
     return ("disk", "OK", detail)
 
 
+def era5_row():
+    """Your own ERA5 files, when COURSE_ERA5 names them (README: "Teaching on your own data")."""
+    from course import era5
+
+    if not era5.own_data():
+        return ("ERA5 data", "OK", "the course's generated files (COURSE_ERA5 unset)")
+    try:
+        info = era5.describe(era5.setting())
+    except era5.OwnDataError as err:
+        return ("ERA5 data", "problem", str(err))
+    cannot = [name[:2] for name, verdict in info["episodes"].items() if verdict.startswith("cannot")]
+    detail = (f"COURSE_ERA5: {info['files']} files, {', '.join(info['variables'])}, {info['period'][:10]} to "
+              f"{info['period'].split(' … ')[-1][:10]}")
+    if cannot:
+        return ("ERA5 data", "problem", f"{detail}; episodes {', '.join(cannot)} cannot run: python data/inspect_era5.py")
+    return ("ERA5 data", "OK", detail)
+
+
 mem = psutil.virtual_memory()
 rows += [
     ("cores", "OK", f"{course.usable_cores()} usable by this process"),
     ("memory", "OK" if mem.total >= 4 * 2**30 else "problem", f"{mem.total / 2**30:.1f} GiB, {mem.available / 2**30:.1f} GiB free"),
     gpu_row(),
     disk_row(),
+    era5_row(),
 ]
 
 # %% [markdown]

@@ -46,7 +46,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 
 import course
-from course import bench, file_stats
+from course import bench, era5, file_stats
 
 LABS = Path(course.__file__).resolve().parents[1]  # labs/: the commands below run here
 DATA_DIR = course.dataset()
@@ -55,6 +55,11 @@ OUT = course.BUILD / "06_gnu_parallel"
 shutil.rmtree(OUT, ignore_errors=True)  # a fresh start: an old joblog would make --resume skip everything
 (OUT / "per_file").mkdir(parents=True)
 N = course.usable_cores()
+if era5.own_data():  # your files (COURSE_ERA5): the ones with t2m, linked into one folder under the names used below
+    DATA_DIR = era5.writable(OUT / "own_files")
+    for i, path in enumerate(era5.files_with("t2m")):
+        (DATA_DIR / f"era5_{i:05d}.nc").symlink_to(path)
+    era5.report()
 
 files = sorted(DATA_DIR.glob("era5_*.nc"))
 images = sorted(IMAGE_DIR.glob("*.png"))

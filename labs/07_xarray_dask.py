@@ -33,13 +33,17 @@ import psutil
 import xarray as xr
 
 import course
+from course import era5
 
-DATA_DIR = course.dataset()
-files = sorted(DATA_DIR.glob("era5_*.nc"))
-one_file = files[0]
+# The course's generated monthly files, or your own ERA5 NetCDF files with COURSE_ERA5=<folder or glob>
+# (README, "Teaching on your own data"): era5.normalise brings them to the names and order used below.
+files = era5.files()
+one_file = era5.one_file("t2m")
+DATA_DIR = era5.setting() or course.dataset()
 disk_bytes = sum(f.stat().st_size for f in files)
 N = course.usable_cores()
-print(f"{len(files)} monthly files, {disk_bytes / 2**20:.0f} MB on disk, in {DATA_DIR}")
+print(f"{len(files)} {'NetCDF' if era5.own_data() else 'monthly'} files, {disk_bytes / 2**20:.0f} MB on disk, in {DATA_DIR}")
+era5.report()  # own files only: what they are and what normalising did
 print(course.hardware())
 
 # %% [markdown]
@@ -138,18 +142,24 @@ with xr.open_dataset(one_file) as one:
 # %%
 #| label: packing
 with xr.open_dataset(one_file, mask_and_scale=False) as raw_ds, xr.open_dataset(one_file) as dec_ds:
-    where = dict(time=0, latitude=len(raw_ds.latitude) // 2, longitude=slice(0, 4))
+    packed = "scale_factor" in raw_ds.t2m.attrs  # own files since 2024 are float32: nothing to unpack
+    step, row, cols = raw_ds.t2m.dims  # time (valid_time in CDS files since 2024), latitude, longitude
+    where = {step: 0, row: raw_ds.sizes[row] // 2, cols: slice(0, 4)}
     raw = raw_ds.t2m.isel(where).values
-    scale, offset = float(raw_ds.t2m.attrs["scale_factor"]), float(raw_ds.t2m.attrs["add_offset"])
+    scale, offset = (float(raw_ds.t2m.attrs[a]) for a in ("scale_factor", "add_offset")) if packed else (1.0, 0.0)
     decoded = dec_ds.t2m.isel(where).values
     by_hand = raw * scale + offset
     raw_mib, decoded_mib = raw_ds.t2m.nbytes / 2**20, dec_ds.t2m.nbytes / 2**20
-print(f"raw int16 on disk:        {raw}")
-print(f"scale_factor = {scale}, add_offset = {offset}")
-print(f"raw × scale + offset:     {by_hand}")
-print(f"decoded by xarray ({decoded.dtype}): {decoded}")
-print(f"t2m of one month: {raw_mib:.1f} MiB as int16, {decoded_mib:.1f} MiB decoded to {decoded.dtype}; "
-      f"precision {scale:.4f} K")
+if packed:
+    print(f"raw int16 on disk:        {raw}")
+    print(f"scale_factor = {scale}, add_offset = {offset}")
+    print(f"raw × scale + offset:     {by_hand}")
+    print(f"decoded by xarray ({decoded.dtype}): {decoded}")
+    print(f"t2m of one month: {raw_mib:.1f} MiB as int16, {decoded_mib:.1f} MiB decoded to {decoded.dtype}; "
+          f"precision {scale:.4f} K")
+else:
+    print(f"t2m is stored as {raw.dtype}, not packed: nothing to decode ({raw})")
+    print(f"encoding: {dict((k, dec_ds.t2m.encoding[k]) for k in ('dtype', 'zlib', 'complevel') if k in dec_ds.t2m.encoding)}")
 
 # %% [markdown]
 # ## 2. A Dask cluster and its dashboard
@@ -206,11 +216,12 @@ print(f"{n_workers} workers × {threads} thread(s) · {course.hardware()}")
 
 # %%
 #| label: open-times
-with xr.open_dataset(one_file) as first:  # first.t2m is already decoded: its dtype is what a chunk holds
+with xr.open_dataset(one_file) as first_raw:  # first.t2m is already decoded: its dtype is what a chunk holds
+    first = era5.normalise(first_raw)
     step_bytes = first.t2m.dtype.itemsize * first.latitude.size * first.longitude.size
     steps_per_file = first.time.size
 time_chunk = int(max(1, min(steps_per_file, 128e6 // step_bytes)))
-CHUNKS = {"time": time_chunk}
+CHUNKS = era5.chunks({"time": time_chunk})  # {"time": ...}; own files also name it by their valid_time
 MINIMAL = dict(data_vars="minimal", coords="minimal", compat="override")
 
 
@@ -230,10 +241,14 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", FutureWarning)  # xarray announces that these defaults will change
     open_times = {}
     open_times["open_dataset, 1 file"], _one = best_of(lambda: xr.open_dataset(one_file, chunks=CHUNKS))
-    open_times["open_mfdataset, defaults"], ds_default = best_of(lambda: xr.open_mfdataset(files, chunks=CHUNKS))
-    open_times["open_mfdataset, minimal"], ds = best_of(lambda: xr.open_mfdataset(files, chunks=CHUNKS, **MINIMAL))
+    NORMALISE = era5.OPEN  # preprocess=era5.normalise: the course's names and order (the generated files: unchanged)
+    open_times["open_mfdataset, defaults"], ds_default = best_of(
+        lambda: xr.open_mfdataset(files, chunks=CHUNKS, **NORMALISE))
+    open_times["open_mfdataset, minimal"], ds = best_of(
+        lambda: xr.open_mfdataset(files, chunks=CHUNKS, **NORMALISE, **MINIMAL))
     open_times["minimal + parallel=True"], ds_parallel = best_of(
-        lambda: xr.open_mfdataset(files, chunks=CHUNKS, parallel=True, **MINIMAL))
+        lambda: xr.open_mfdataset(files, chunks=CHUNKS, parallel=True, **NORMALISE, **MINIMAL))
+era5.require(ds, ["t2m"], "episode 07")
 _one.close()
 print(f"{len(files)} files · chunks {CHUNKS} · best of 3 · {course.hardware()}")
 for how, seconds in open_times.items():
@@ -259,7 +274,7 @@ plt.show()
 
 # %%
 #| label: lsm-broadcast
-for name, d in [("defaults", ds_default), ("minimal", ds)]:
+for name, d in [("defaults", ds_default), ("minimal", ds)] if era5.needs(ds, ["lsm"], "the land-sea mask") else []:
     print(f"{name:<9} lsm{d.lsm.dims}: {d.lsm.nbytes / 2**20:7.2f} MiB; dataset {d.nbytes / 2**20:6.1f} MiB")
 
 # %% [markdown]
@@ -301,10 +316,14 @@ ds.t2m.data
 
 # %%
 #| label: lazy-selection
+# July of the first year (own files without a July: their first month)
+MONTH = next((m for m in np.unique(ds.time.values.astype("datetime64[M]")) if str(m).endswith("-07")),
+             ds.time.values[0].astype("datetime64[M]")).astype(str)
+MONTH_NAME = time.strftime("%B", time.strptime(MONTH, "%Y-%m"))
 start = time.perf_counter()
-july = ds.t2m.sel(time=f"{ds.time.dt.year[0].item()}-07", latitude=slice(70, 35), longitude=slice(0, 40))
+july = ds.t2m.sel(time=MONTH, latitude=slice(70, 35), longitude=slice(0, 40))
 select_s = time.perf_counter() - start
-print(f"select July over Europe: {1000 * select_s:.2f} ms, still lazy: {type(july.data).__module__}.{type(july.data).__name__}")
+print(f"select {MONTH_NAME} over Europe: {1000 * select_s:.2f} ms, still lazy: {type(july.data).__module__}.{type(july.data).__name__}")
 start = time.perf_counter()
 july_loaded = clusters.compute(july, client, what="July over Europe")
 load_s = time.perf_counter() - start
@@ -517,16 +536,19 @@ plt.show()
 #| label: numpy-check
 start = time.perf_counter()
 sums, counts = {}, {}
+# Own files (COURSE_ERA5) may be thousands: NumPy then checks a sample of grid cells, every 8th row and column.
+SAMPLE = {} if not era5.own_data() else {d: slice(None, None, max(1, ds.sizes[d] // 8)) for d in ("latitude", "longitude")}
 for f in files:
-    with xr.open_dataset(f) as month:
-        for v in time_vars:
+    with xr.open_dataset(f) as raw_month:
+        month = era5.normalise(raw_month).isel(SAMPLE)  # the generated files: unchanged, all cells
+        for v in (v for v in time_vars if v in month):  # own files may hold one stream each
             values = month[v].values
             sums[v] = sums.get(v, 0) + np.nansum(values, axis=0, dtype=np.float64)
             counts[v] = counts.get(v, 0) + np.sum(~np.isnan(values), axis=0)
 with np.errstate(invalid="ignore", divide="ignore"):
     numpy_mean = {v: sums[v] / np.where(counts[v] > 0, counts[v], np.nan) for v in time_vars}
 numpy_s = time.perf_counter() - start
-worst = max(float(np.nanmax(np.abs(time_mean[v].values - numpy_mean[v]))) for v in time_vars)
+worst = max(float(np.nanmax(np.abs(time_mean[v].isel(SAMPLE).values - numpy_mean[v]))) for v in time_vars)
 print(f"NumPy, file by file, one process: {numpy_s:.2f} s · Dask, {n_workers} workers: {mean_s:.2f} s")
 print(course.hardware())
 print(f"largest difference between the two means: {worst:.1e} (float32 rounding)")
@@ -637,14 +659,16 @@ if own_cluster is not None:
 
 # %% tags=["checks"]
 def test_packing_decodes_as_documented():
-    assert raw.dtype == np.int16
+    assert raw.dtype == np.int16 or not packed  # own files (COURSE_ERA5) since 2024 are float32
     np.testing.assert_allclose(by_hand, decoded, rtol=0, atol=scale)
 
 
 def test_minimal_options_keep_static_fields_2d():
+    if "lsm" not in ds:  # own files without the invariants
+        return
     assert ds.lsm.dims == ("latitude", "longitude") and ds.z.dims == ("latitude", "longitude")
-    with xr.open_dataset(one_file) as first_file:
-        np.testing.assert_array_equal(ds.lsm.values, first_file.lsm.values)
+    with xr.open_dataset(era5.one_file("lsm")) as first_file:
+        np.testing.assert_array_equal(ds.lsm.values, era5.normalise(first_file).lsm.values)
     if "time" in ds_default.lsm.dims:  # the classic defaults broadcast it (newer xarray may not)
         assert ds_default.lsm.shape[0] == ds.time.size
 
@@ -665,7 +689,9 @@ def test_selection_is_lazy_and_chunks_sensible():
 
 
 def test_time_step_read_from_the_data():
-    assert step_hours == {"small": 12, "workshop": 6}.get(course.size(), step_hours)
+    if not era5.own_data():  # the generator's own step; own files have theirs
+        assert step_hours == {"small": 12, "workshop": 6}.get(course.size(), step_hours)
+    assert step_hours == int(np.diff(ds.time.values[:2])[0] / np.timedelta64(1, "h"))
     assert 0 < daily.size < series.size
 
 
@@ -678,7 +704,8 @@ def test_anomalies_average_to_zero():
 
 def test_dask_mean_equals_numpy_file_by_file():
     for v in time_vars:
-        np.testing.assert_allclose(time_mean[v].values, numpy_mean[v], rtol=1e-5, atol=1e-6, equal_nan=True)
+        np.testing.assert_allclose(time_mean[v].isel(SAMPLE).values, numpy_mean[v], rtol=1e-5, atol=1e-6,
+                                   equal_nan=True)
 
 
 def test_memory_stays_bounded():

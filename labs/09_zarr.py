@@ -45,18 +45,18 @@ import zarr
 from zarr.codecs import BloscCodec, ZstdCodec
 
 import course
-from course import bench
+from course import bench, era5
 from course import s3 as local_s3
 
 # Zarr format 3 does not (yet) standardise consolidated metadata, so zarr-python warns each time we use
 # it. xarray, zarr-python and the cloud tools all read it; we use it knowingly and silence the warning.
 warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
 
-SRC = course.dataset()
-FILES = sorted(SRC.glob("era5_*.nc"))
+FILES = era5.files()  # the course's files, or your own with COURSE_ERA5 (README: "Teaching on your own data")
+SRC = Path(era5.setting()) if era5.own_data() else course.dataset()
 WORK = course.BUILD / "09_zarr"  # everything this lab writes goes here
 shutil.rmtree(WORK, ignore_errors=True)
-WORK.mkdir(parents=True)
+era5.writable(WORK)  # one sentence, and nothing half-written, where it cannot be written
 
 MiB = 2**20
 CHUNK_TARGET = 1 * MiB  # bytes (uncompressed, float32) per chunk; see section 1
@@ -94,6 +94,7 @@ def fastest(fn, repeat=3):
 #| label: dataset-info
 print(f"{len(FILES)} NetCDF files, {sum(f.stat().st_size for f in FILES) / MiB:.0f} MiB, in {rel(SRC)}")
 print(f"dataset size: {course.size()}" + (" (COURSE_SIZE=workshop gives the few-GB version)" if course.size() == "small" else ""))
+era5.report()  # own files only: what they are and what normalising did
 print(course.hardware())
 
 # %% [markdown]
@@ -105,7 +106,8 @@ print(course.hardware())
 # instead of being compared (and copied along `time`) for every file.
 
 # %%
-OPEN_NETCDF = dict(combine="by_coords", data_vars="minimal", coords="minimal", compat="override", chunks={})
+OPEN_NETCDF = dict(combine="by_coords", data_vars="minimal", coords="minimal", compat="override", chunks={},
+                   **era5.OPEN)  # preprocess=era5.normalise: the course's names and order (generated files: unchanged)
 
 
 def open_netcdf():
@@ -113,6 +115,7 @@ def open_netcdf():
 
 
 t_open_netcdf, nc = fastest(open_netcdf)
+era5.require(nc, ["t2m"], "episode 09")
 nc
 
 # %% [markdown]
@@ -485,20 +488,24 @@ TIME_VARS = [v for v in nc.data_vars if "time" in nc[v].dims]
 per_file = sum(nc[v].isel(time=slice(0, n_time // len(FILES))).nbytes for v in TIME_VARS)
 read_files = FILES[: max(1, min(len(FILES), int(READ_MAX_BYTES // max(per_file, 1))))]
 step_bytes = 4 * n_lat * n_lon  # one float32 map
-with xr.open_dataset(FILES[0]) as first_month:
-    month_steps = first_month.sizes["time"]
+with xr.open_dataset(era5.one_file("t2m")) as first_month:
+    month_steps = era5.normalise(first_month).sizes["time"]
 READ_STEPS = int(max(1, min(month_steps, 32 * MiB // step_bytes)))
 READ_CHUNKS = {"time": READ_STEPS, "latitude": -1, "longitude": -1}
 NC_ZLIB = WORK / "netcdf_zlib"  # the compressed NetCDF4 copy
 NC_ZLIB.mkdir()
-for f in read_files:
-    with xr.open_dataset(f) as month:
-        month = month[TIME_VARS].astype("float32")
+for i, f in enumerate(read_files):
+    with xr.open_dataset(f, engine=era5.OPEN.get("engine")) as month:
+        month = era5.normalise(month)  # own files: one stream per file, maybe; the generated: unchanged
+        names = [v for v in TIME_VARS if v in month]
+        if not names:  # an invariants file
+            continue
+        month = month[names].astype("float32")
         encoding = {v: {"dtype": "float32", "zlib": True, "complevel": 4, "shuffle": True,
-                        "chunksizes": (min(READ_STEPS, month.sizes["time"]), n_lat, n_lon)} for v in TIME_VARS}
-        for v in TIME_VARS:
+                        "chunksizes": (min(READ_STEPS, month.sizes["time"]), n_lat, n_lon)} for v in names}
+        for v in names:
             month[v].encoding = {}
-        month.to_netcdf(NC_ZLIB / f.name, encoding=encoding)
+        month.to_netcdf(NC_ZLIB / (f.name if not era5.own_data() else f"era5_{i:05d}_{f.name}"), encoding=encoding)
 zlib_files = sorted(NC_ZLIB.glob("era5_*.nc"))
 READ_STORE = WORK / "era5_read_test.zarr"
 read_src = xr.open_mfdataset(read_files, **OPEN_NETCDF)[TIME_VARS].astype("float32").chunk(READ_CHUNKS)
@@ -507,8 +514,8 @@ for v in TIME_VARS:
 read_src.to_zarr(READ_STORE, mode="w", consolidated=True,
                  encoding={v: {"compressors": [BloscCodec(cname="zlib", clevel=4, shuffle="shuffle")]} for v in TIME_VARS})
 READERS = {  # format -> a function that opens it lazily, in chunks of READ_STEPS maps
-    "NetCDF4, as generated (packed int16)": lambda: xr.open_mfdataset(
-        read_files, **(OPEN_NETCDF | {"chunks": READ_CHUNKS}))[TIME_VARS],
+    "NetCDF4, as generated (packed int16)" if not era5.own_data() else "NetCDF, as delivered": lambda: xr.open_mfdataset(
+        read_files, **(OPEN_NETCDF | {"chunks": era5.chunks(READ_CHUNKS)}))[TIME_VARS],  # own files: valid_time too
     "NetCDF4, float32 + zlib": lambda: xr.open_mfdataset(
         zlib_files, **(OPEN_NETCDF | {"chunks": READ_CHUNKS}))[TIME_VARS],
     "Zarr, float32 + zlib (Blosc)": lambda: xr.open_zarr(READ_STORE, consolidated=True)[TIME_VARS],
@@ -747,9 +754,11 @@ from intake.readers import datatypes, readers
 from intake.readers.entry import Catalog
 
 catalog = Catalog(metadata={"description": "ERA5-like data of the course, in two formats"})
+CATALOG_OPEN = {k: v for k, v in OPEN_NETCDF.items() if k not in era5.OPEN}  # a YAML file holds no functions
+NETCDF_GLOB = "era5_*.nc" if not era5.own_data() else "**/*.nc"  # own files: read with normalise, in a notebook
 catalog["era5_netcdf"] = readers.XArrayDatasetReader(  # a path relative to the catalogue, if it can be
-    datatypes.HDF5(url="{CATALOG_DIR}/" + Path(os.path.relpath(SRC, WORK)).as_posix() + "/era5_*.nc"
-                   if Path(SRC).anchor == Path(WORK).anchor else str(SRC / "era5_*.nc")), **OPEN_NETCDF,
+    datatypes.HDF5(url="{CATALOG_DIR}/" + Path(os.path.relpath(SRC, WORK)).as_posix() + "/" + NETCDF_GLOB
+                   if Path(SRC).anchor == Path(WORK).anchor and SRC.is_dir() else str(SRC / NETCDF_GLOB)), **CATALOG_OPEN,
     metadata={"description": "monthly NetCDF4 files, as downloaded"},
 )
 catalog["era5_zarr"] = readers.XArrayDatasetReader(
@@ -780,7 +789,10 @@ for name, entry in spec["entries"].items():
 # %%
 cat = intake.from_yaml_file(str(CATALOG))
 print({name: entry.metadata["description"] for name, entry in cat.entries.items()})
-from_catalog = {name: cat[name].read() for name in ("era5_netcdf", "era5_zarr")}
+if not era5.own_data():
+    from_catalog = {name: cat[name].read() for name in ("era5_netcdf", "era5_zarr")}
+else:  # own files need era5.normalise, which a YAML catalogue cannot hold: compare the Zarr entry with them
+    from_catalog = {"era5_netcdf": nc, "era5_zarr": cat["era5_zarr"].read()}
 catalog_same = bool(from_catalog["era5_netcdf"].t2m.isel(time=slice(0, map_steps))
                     .equals(from_catalog["era5_zarr"].t2m.isel(time=slice(0, map_steps))))
 print("both entries give the same t2m:", catalog_same)

@@ -11,7 +11,13 @@ them, without anybody editing a file. What a lab calls:
                             files that are not NetCDF, a truncated file, or files on different grids.
 * ``normalise(ds)``         one file's Dataset in the course's conventions; pass it to
                             ``xr.open_mfdataset(files, preprocess=course.era5.normalise, ...)``.
-* ``open(**kwargs)``        ``xr.open_mfdataset(files(), preprocess=normalise, <minimal options>, **kwargs)``.
+* ``OPEN``                  what every open passes: ``xr.open_mfdataset(files, **course.era5.OPEN, ...)``
+                            (``preprocess=normalise``; for own NetCDF4 files ``engine="h5netcdf"``: see
+                            ``_OpenOptions``).
+* ``open(**kwargs)``        ``xr.open_mfdataset(files(), **OPEN, <minimal options>, **kwargs)``.
+* ``chunks(spec)``          ``open_mfdataset``'s ``chunks=`` for own files: ``{"time": n}`` also names ``valid_time``.
+* ``one_file(variable)``    the first file that holds ``variable`` (own files may hold one stream each);
+                            ``files_with(variable)`` all of them.
 * ``report()``              prints, for own files, what the files are and what ``normalise`` did to them
                             ("renamed valid_time → time; merged 2 streams (accum, instant); ...").
 * ``needs(ds, variables, what)``  True when ``ds`` has every variable; otherwise prints one line naming
@@ -54,6 +60,7 @@ import os
 import re
 import struct
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 ENV = "COURSE_ERA5"
@@ -331,6 +338,13 @@ def files() -> list[Path]:
     return [p.path for p in probes()]
 
 
+def files_with(variable: str) -> list[Path]:
+    """The files (in time order) that hold ``variable``: every generated file; own files of one stream."""
+    if not own_data():
+        return files()
+    return [p.path for p in probes() if variable in p.variables]
+
+
 def one_file(variable: str = "t2m") -> Path:
     """The first file (in time order) that holds ``variable``; the first file if none does."""
     all_files = files()
@@ -347,7 +361,7 @@ def normalised(ds):
     """``(dataset in the course's conventions, list of what was done)`` for one file's Dataset."""
     import numpy as np
 
-    notes = []
+    notes, original = [], ds
     renames = {n: RENAME[n] for n in list(ds.variables) + list(ds.dims) if n in RENAME and RENAME[n] not in ds.variables}
     if renames:
         ds = ds.rename(renames)
@@ -371,7 +385,7 @@ def normalised(ds):
         if static:
             ds = ds.assign({v: ds[v].isel(time=0, drop=True) for v in static})
             notes.append(f"{', '.join(static)}: kept one time step (invariant)")
-        if not any("time" in ds[v].dims for v in ds.data_vars):  # an invariants file: no time left
+        if not any("time" in ds[v].dims for v in ds.data_vars) and "time" in ds.variables:  # an invariants file
             ds = ds.drop_vars("time")
     if "latitude" in ds.dims and ds.sizes["latitude"] > 1 and ds.latitude.values[0] < ds.latitude.values[-1]:
         ds = ds.isel(latitude=slice(None, None, -1))
@@ -400,6 +414,11 @@ def normalised(ds):
     if "time" in ds.dims and ds.indexes["time"].size > 1 and not ds.indexes["time"].is_monotonic_increasing:
         ds = ds.sortby("time")
         notes.append("time sorted")
+    if ds is not original:
+        # rename, assign, drop_vars... return Datasets that forget how to close the file: without this,
+        # closing the result would leave the file to the garbage collector, which may close it in any
+        # thread while another reads (netCDF-C/HDF5 are not thread-safe: a crash).
+        ds.set_close(original.close)
     return ds, notes
 
 
@@ -443,7 +462,7 @@ def summary(where: str | None = None) -> list[str]:
         lines.append(f"invariants ({', '.join(invariant_files[0].variables)}) from their own file")
     notes, tp_attrs = [], None
     for kind in {(p.format, p.stream, p.variables): p for p in found}.values():  # one file of each kind
-        with xr.open_dataset(kind.path, chunks={}) as one:
+        with xr.open_dataset(kind.path, chunks={}, engine=OPEN.get("engine")) as one:
             one, done = normalised(one)
             notes += [n for n in done if n not in notes]
             if "tp" in one and tp_attrs is None:
@@ -467,12 +486,62 @@ def report() -> None:
         print(f"{ENV}: " + "; ".join(summary()))
 
 
+@functools.lru_cache(maxsize=8)
+def _all_netcdf4(where: str) -> bool:  # once per setting: `**OPEN` asks for every key
+    return {p.format for p in probes(where)} == {"NetCDF4"}
+
+
+class _OpenOptions(Mapping):
+    """What every open of the files passes: ``xr.open_mfdataset(files, **course.era5.OPEN, ...)``.
+
+    ``preprocess=normalise`` always (the generated files pass unchanged). For own files that are all
+    NetCDF4 also ``engine="h5netcdf"``: CDS files since 2024 hold ``expver`` as a NetCDF string
+    variable, and netCDF-C (the default engine) crashes with a segmentation fault when such a file is
+    opened again in a process that has closed or dropped another copy of it, which is what a lab
+    that compares ways of opening does. h5netcdf reads the same HDF5 files without netCDF-C."""
+
+    def _options(self) -> dict:
+        options = {"preprocess": normalise}
+        if own_data() and _all_netcdf4(setting()):
+            options["engine"] = "h5netcdf"
+        return options
+
+    def __getitem__(self, key):
+        return self._options()[key]
+
+    def __iter__(self):
+        return iter(self._options())
+
+    def __len__(self) -> int:
+        return len(self._options())
+
+    def __repr__(self) -> str:
+        return repr(self._options())
+
+
+OPEN = _OpenOptions()
+
+
+def chunks(spec: dict) -> dict:
+    """``spec`` (e.g. ``{"time": 120}``) with the files' own names of the dimensions added (``valid_time``
+    for ``time``), for ``open_mfdataset(chunks=...)``: it chunks each file *before* ``normalise`` renames,
+    and ignores names a file does not have. The generated files get ``spec`` itself."""
+    if not own_data():
+        return spec
+    other = {}
+    for file_name, course_name in RENAME.items():
+        if course_name in spec and course_name in ("time", "latitude", "longitude"):
+            other[file_name] = spec[course_name]
+    return {**spec, **other}
+
+
 def open(**kwargs):  # noqa: A001 - read as course.era5.open
     """All the files as one lazy Dataset in the course's conventions (the minimal options of episode 07)."""
     import xarray as xr
 
-    options = dict(combine="by_coords", data_vars="minimal", coords="minimal", compat="override",
-                   preprocess=normalise)
+    options = dict(combine="by_coords", data_vars="minimal", coords="minimal", compat="override", **OPEN)
+    if "chunks" in kwargs and isinstance(kwargs["chunks"], dict):
+        kwargs["chunks"] = chunks(kwargs["chunks"])
     return xr.open_mfdataset(files(), **{**options, **kwargs})
 
 
