@@ -13,7 +13,8 @@ bytes. What this module adds to the libraries' own calls (lab 09 shows each step
                             files), so that files of 28, 30 and 31 days share one chunk shape.
 * ``open_virtual(files)``   the virtual dataset of many files, or ``NotVirtual`` saying what to do.
 * ``create_repo``, ``open_repo``, ``open_store``: an Icechunk repository on the local disk that may
-                            read the folder the files are in, and the dataset at a branch or snapshot.
+                            read the folder the files are in, and the dataset at a branch or snapshot;
+                            ``build(files, path)`` makes one in a single commit (lab 12, the benchmark).
 * ``python -m course.virtual KIND PATH``: open, full mean and one point's series, timed in a fresh
                             process from a cold page cache (labs 09 and 12 and the benchmark).
 """
@@ -220,6 +221,16 @@ def open_repo(path, files):
     prefix = container_prefix(files)
     return icechunk.Repository.open(icechunk.local_filesystem_storage(str(path)),
                                     authorize_virtual_chunk_access=icechunk.containers_credentials({prefix: None}))
+
+
+def build(files, path, message: str = "virtual references to the NetCDF files"):
+    """The virtual store of ``files`` at ``path``, in one commit on ``main`` (lab 09 shows each step)."""
+    vds = open_virtual(files)
+    repo = create_repo(path, files)
+    session = repo.writable_session("main")
+    vds.vz.to_icechunk(session.store)
+    session.commit(message)
+    return repo
 
 
 def open_store(path, files, *, snapshot_id=None, branch="main", **kwargs):
