@@ -428,16 +428,19 @@ plt.show()
 
 # %% [markdown]
 # ### flox: the engine under `groupby`
-# How does `groupby("time.month").mean()` run on a Dask array? Without help, xarray splits the array
-# into one piece per group (every January, every February, ...) and reduces each piece: a selection
-# and a reduction per group, in tasks that cut across the chunks. **flox** (installed with this
-# course; xarray uses it automatically whenever it is importable) reduces each chunk by group in one
-# pass and then combines the partial results, choosing a *method* from how the groups lie in the
-# chunks: `blockwise` when every chunk holds whole groups (one month per file, as here), `cohorts`
-# when groups come in runs, `map-reduce` otherwise. With **numbagg** installed it reduces with
-# compiled Numba kernels. `xr.set_options(use_flox=False)` switches it off, so we can measure both
-# on the same data: the climatology of every grid cell and the spread of the anomalies around it,
-# after one untimed run on one month (numbagg compiles its kernels in each worker the first time).
+# How does `groupby("time.month").mean()` run on a Dask array? Without help, xarray cuts the array
+# into one piece per group (every January, every February, ...) and reduces each piece, in tasks
+# that cut across the chunks. **flox** (installed with this course; xarray uses it automatically
+# whenever it can import it) reduces each chunk by group in one pass and then combines the partial
+# results, with a *method* chosen from how the groups lie in the chunks: `blockwise` when every chunk
+# holds whole groups (one month per file, as here; flox rechunks to get there when it can),
+# `cohorts` when groups come in runs, `map-reduce` otherwise. With **numbagg** installed it reduces
+# with compiled Numba kernels. `xr.set_options(use_flox=False)` switches flox off, so we can measure
+# both on the same data: the climatology of every grid cell, and the spread of the anomalies around
+# it (their standard deviation within each month: subtracting the month's mean shifts every value of
+# the month alike). The anomalies themselves, `groupby("time.month") - climatology`, are arithmetic,
+# not a reduction: flox does not run those. Each way runs once on one month first, untimed (numbagg
+# compiles its kernels in each worker the first time).
 
 # %%
 #| label: flox-groupby
@@ -447,7 +450,7 @@ from course import bench
 
 
 class FloxLog(logging.Handler):
-    """Keeps what flox says, at debug level, about the method and the engine it chooses."""
+    """Keeps what flox says, at debug level, while it builds a graph (e.g. the engine it chose)."""
 
     def __init__(self):
         super().__init__(logging.DEBUG)
@@ -457,11 +460,15 @@ class FloxLog(logging.Handler):
         self.lines.append(record.getMessage())
 
 
-def climatology_and_anomalies(da):
-    """The monthly climatology of every grid cell, and how far the anomalies spread around it."""
-    climatology = da.groupby("time.month").mean()
-    anomalies = da.groupby("time.month") - climatology
-    return xr.Dataset({"climatology": climatology, "anomaly_std": anomalies.std("time")})
+def climatology_and_spread(da):
+    """The monthly climatology of every grid cell, and the anomalies' standard deviation in each month."""
+    by_month = da.groupby("time.month")
+    return xr.Dataset({"climatology": by_month.mean(), "anomaly_std": by_month.std()})
+
+
+def flox_steps(da):
+    """The names of the reduction steps in a result's Dask graph: flox's layers say which method ran."""
+    return sorted({name.rsplit("-", 1)[0] for name in da.data.dask.layers if name.startswith("groupby_")})
 
 
 flox_logger, flox_log = logging.getLogger("flox"), FloxLog()
@@ -473,18 +480,19 @@ groupby_runs = {}
 try:
     for label, use_flox in (("flox", True), ("use_flox=False", False)):
         with xr.set_options(use_flox=use_flox):
-            clusters.compute(climatology_and_anomalies(ds.t2m.isel(time=slice(0, steps_per_file))), client,
+            clusters.compute(climatology_and_spread(ds.t2m.isel(time=slice(0, steps_per_file))), client,
                              what=f"the warm-up ({label})")
             flox_log.lines.clear()
-            work = climatology_and_anomalies(ds.t2m)
-            said = list(dict.fromkeys(flox_log.lines))  # what flox chose while the graph was built
+            work = climatology_and_spread(ds.t2m)
+            said = list(dict.fromkeys(flox_log.lines))
             with groupby_memory.sample(label):
                 start = time.perf_counter()
-                result = clusters.compute(work, client, what=f"the climatology and anomalies ({label})")
+                result = clusters.compute(work, client, what=f"the climatology and the anomalies' spread ({label})")
                 seconds = time.perf_counter() - start
         used = [b for _, b in groupby_memory.samples[label]]
         groupby_runs[label] = {"seconds": seconds, "tasks": len(work.__dask_graph__()), "result": result,
-                               "said": said, "peak": max(used, default=0), "idle": used[0] if used else 0}
+                               "said": said, "steps": flox_steps(work.climatology),
+                               "peak": max(used, default=0), "idle": used[0] if used else 0}
 finally:
     flox_logger.removeHandler(flox_log)
     flox_logger.setLevel(flox_level)
@@ -492,24 +500,26 @@ finally:
 # %%
 #| label: flox-table
 course.table([{"groupby": label, "seconds": f"{r['seconds']:.2f}", "tasks": r["tasks"],
-               "peak worker MiB": f"{r['peak'] / 2**20:.0f}" if r["peak"] else "not measured"}
+               "worker MiB above idle": f"{(r['peak'] - r['idle']) / 2**20:.0f}" if r["peak"] else "not measured"}
               for label, r in groupby_runs.items()], align="lrrr")
 flox_run, plain_run = groupby_runs["flox"], groupby_runs["use_flox=False"]
-choices = [line for line in flox_run["said"] if "prefer" in line or "hoos" in line]
-print(f"flox {flox.__version__}: " + ("; ".join(choices) if choices else "said nothing about its choice"))
+method = ("cohorts" if any("cohorts" in s for s in flox_run["steps"]) else
+          "map-reduce" if any("aggregate" in s for s in flox_run["steps"]) else "blockwise")
+engine = next((line.split("'")[1] for line in flox_run["said"] if "Choosing" in line), "not said")
+print(f"flox {flox.__version__} chose method {method} (graph steps {', '.join(flox_run['steps'])}), engine {engine}")
 ratio = plain_run["seconds"] / flox_run["seconds"]
-print(f"flox was {ratio:.2f}× as fast as use_flox=False ({'faster' if ratio > 1 else 'not faster'} on this run), "
-      f"with {flox_run['tasks'] / plain_run['tasks']:.2f}× the tasks")
+print(f"flox took {flox_run['seconds'] / plain_run['seconds']:.2f}× the time of use_flox=False "
+      f"({'faster' if ratio > 1 else 'not faster'} on this run) with {flox_run['tasks'] / plain_run['tasks']:.2f}× the tasks")
 print(f"t2m {ds.t2m.nbytes / 2**20:.0f} MiB in chunks of {time_chunk} steps · {n_workers} workers · {bench.load()}")
 print(course.hardware())
 
 # %% [markdown]
-# Read the lines under the table: they say which method flox chose for these chunks and what this run
-# measured. The task count is the robust part: flox needs fewer, larger tasks because it does not cut
-# the array into groups. Whether that makes it faster depends on the size: on the small dataset each
-# task is tiny and fixed costs (compiled kernels, scheduling) dominate; at `COURSE_SIZE=workshop` the
-# grouping work itself grows. If your chunks mix many groups, `method="cohorts"` (passed on by
-# `groupby(...).mean(method="cohorts")`) or `flox.xarray.rechunk_for_cohorts` is the next thing to try.
+# Read the lines under the table: they say which method flox chose for these chunks and what this
+# run measured. The task count is the robust part: flox reduces each chunk once instead of cutting the
+# array into groups. Whether that makes it faster depends on the size: on the small dataset each task
+# is tiny and fixed costs (scheduling, compiled kernels) dominate; at `COURSE_SIZE=workshop` the
+# grouping work itself grows. If your chunks mix many groups, try `method="cohorts"`
+# (`groupby("time.month").mean(method="cohorts")`) or `flox.xarray.rechunk_for_cohorts`.
 
 # %% [markdown]
 # ## 6. The whole dataset: `.mean("time")` on the cluster
@@ -779,7 +789,7 @@ def test_flox_and_xarrays_own_groupby_agree():
     a, b = groupby_runs["flox"]["result"], groupby_runs["use_flox=False"]["result"]
     for name in a.data_vars:
         np.testing.assert_allclose(a[name].values, b[name].values, rtol=1e-5, atol=1e-5, err_msg=name)
-    assert groupby_runs["flox"]["said"], "flox logged no choice: was it used?"
+    assert groupby_runs["flox"]["steps"] and groupby_runs["flox"]["said"], "flox left no trace: was it used?"
     assert not groupby_runs["use_flox=False"]["said"], "flox ran although use_flox=False"
 
 
