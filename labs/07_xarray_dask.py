@@ -434,13 +434,13 @@ plt.show()
 # whenever it can import it) reduces each chunk by group in one pass and then combines the partial
 # results, with a *method* chosen from how the groups lie in the chunks: `blockwise` when every chunk
 # holds whole groups (one month per file, as here; flox rechunks to get there when it can),
-# `cohorts` when groups come in runs, `map-reduce` otherwise. With **numbagg** installed it reduces
-# with compiled Numba kernels. `xr.set_options(use_flox=False)` switches flox off, so we can measure
+# `cohorts` when groups come in runs, `map-reduce` otherwise. `xr.set_options(use_flox=False)`
+# switches flox off, so we can measure
 # both on the same data: the climatology of every grid cell, and the spread of the anomalies around
 # it (their standard deviation within each month: subtracting the month's mean shifts every value of
 # the month alike). The anomalies themselves, `groupby("time.month") - climatology`, are arithmetic,
-# not a reduction: flox does not run those. Each way runs once on one month first, untimed (numbagg
-# compiles its kernels in each worker the first time).
+# not a reduction: flox does not run those. Each way runs once on one month first, untimed, so that
+# neither pays for a first call in the workers.
 
 # %%
 #| label: flox-groupby
@@ -517,7 +517,7 @@ print(course.hardware())
 # Read the lines under the table: they say which method flox chose for these chunks and what this
 # run measured. The task count is the robust part: flox reduces each chunk once instead of cutting the
 # array into groups. Whether that makes it faster depends on the size: on the small dataset each task
-# is tiny and fixed costs (scheduling, compiled kernels) dominate; at `COURSE_SIZE=workshop` the
+# is tiny and fixed costs (scheduling, sending results) dominate; at `COURSE_SIZE=workshop` the
 # grouping work itself grows. If your chunks mix many groups, try `method="cohorts"`
 # (`groupby("time.month").mean(method="cohorts")`) or `flox.xarray.rechunk_for_cohorts`.
 
@@ -788,7 +788,8 @@ def test_memory_stays_bounded():
 def test_flox_and_xarrays_own_groupby_agree():
     a, b = groupby_runs["flox"]["result"], groupby_runs["use_flox=False"]["result"]
     for name in a.data_vars:
-        np.testing.assert_allclose(a[name].values, b[name].values, rtol=1e-5, atol=1e-5, err_msg=name)
+        # two algorithms summing float32 in different orders: equal to float32 rounding, not to the bit
+        np.testing.assert_allclose(a[name].values, b[name].values, rtol=1e-4, atol=1e-4, err_msg=name)
     assert groupby_runs["flox"]["steps"] and groupby_runs["flox"]["said"], "flox left no trace: was it used?"
     assert not groupby_runs["use_flox=False"]["said"], "flox ran although use_flox=False"
 
