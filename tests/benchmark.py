@@ -353,7 +353,37 @@ def storage_rows(t, cfg, files, limits):
     nbytes = sum(ds[v].load().nbytes for v in names[:cfg.get("zarr_vars", len(names))])
     rate = nbytes / (time.perf_counter() - start)
     t.add("Storage", "Zarr read + decode rate (float, all cores)", rate / MB, "MB/s", reason="a limit for the golden path")
+    virtual_rows(t, cfg, files, store, t_zr)
     return {"zarr_read": rate, "store": store}
+
+
+def virtual_rows(t, cfg, files, store, t_zr):
+    """Lab 09's virtual store (VirtualiZarr references in Icechunk) against the converted store."""
+    import xarray as xr
+
+    from course import virtual
+
+    vstore = store.with_name(store.name.replace(".zarr", ".icechunk"))
+    shutil.rmtree(vstore, ignore_errors=True)  # rebuilt every time (a second): references go stale with the files
+    start = time.perf_counter()
+    virtual.build(files, vstore)
+    t_build = time.perf_counter() - start
+    t_vz = best_of(lambda: virtual.open_store(vstore, files).close())
+    t.add("Storage", f"open_zarr on the virtual store (Icechunk, built in {t_build:.1f} s) vs the converted store",
+          t_zr / t_vz, "×", shown=f"{t_vz * 1e3:.0f} ms vs {t_zr * 1e3:.0f} ms", limit_shown="converted store's open time",
+          ratio=t_zr / t_vz, expect=0.5, cause="the repository's snapshot and manifest reads cost more than one JSON file")
+    rates = {}
+    chunks = {"time": 120}  # the converted store's chunks; a whole number of the virtual store's (a day)
+    for label, ds in (("converted", xr.open_zarr(store, consolidated=True, chunks=chunks)),
+                      ("virtual", virtual.open_store(vstore, files, chunks=chunks))):
+        ds = ds[[v for v in ds.data_vars if "time" in ds[v].dims][:cfg.get("zarr_vars", None)]]
+        start = time.perf_counter()
+        ds.mean().compute()
+        rates[label] = ds.nbytes / (time.perf_counter() - start)
+    t.add("Storage", "full-mean read rate (decoded), virtual store vs converted store", rates["virtual"] / MB, "MB/s",
+          "converted store", rates["converted"] / MB, expect=0.5,
+          cause="the virtual store keeps the files' layout: contiguous NetCDF becomes one small chunk per day, and "
+                "Zarr pays per chunk")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -457,6 +487,28 @@ def episode_rows(t, cfg, extra):
         t.add(section, figure, reason=f"episode 12 present, its feed failed: {type(err).__name__}: {err}"[:200])
 
 
+def flox_row(t, cfg, files):
+    """Lab 07's climatology and anomalies with flox (xarray's groupby engine when installed) and without."""
+    import dask
+    import xarray as xr
+
+    files = files[:cfg.get("ooc_files", len(files))]
+    da = xr.open_mfdataset(files, **OPEN_NETCDF).t2m  # one chunk per monthly file, as in lab 07
+
+    def run(use_flox):
+        with xr.set_options(use_flox=use_flox):
+            climatology = da.groupby("time.month").mean()
+            spread = (da.groupby("time.month") - climatology).std("time")
+            dask.compute(climatology, spread, scheduler="threads")
+
+    run(True), run(False)  # first calls (imports, caches) untimed
+    t_flox, t_plain = best_of(lambda: run(True), 2), best_of(lambda: run(False), 2)
+    t.add("Out-of-core", f"groupby climatology + anomalies with flox vs use_flox=False ({len(files)} files)",
+          t_plain / t_flox, "×", shown=f"{t_flox:.2f} s vs {t_plain:.2f} s", limit_shown="use_flox=False time",
+          ratio=t_plain / t_flox, expect=1.0,
+          cause="few, small chunks: flox's fixed costs outweigh its saving; compare at COURSE_SIZE=workshop")
+
+
 def out_of_core_rows(t, cfg, files, limits):
     """Lab 07's full-dataset mean on a 2-worker cluster whose memory is at most a quarter of the data."""
     import logging
@@ -546,6 +598,7 @@ def all_rows(t, cfg, scratch):
     parallel_rows(t, cfg)
     reduction_rows(t, cfg, limits)
     out_of_core_rows(t, cfg, files, limits)
+    flox_row(t, cfg, files)
     extra = storage_rows(t, cfg, files, limits)
     generator_rows(t, cfg, limits, scratch)
     lab_rows(t)
