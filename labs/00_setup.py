@@ -1,3 +1,11 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
 # %% [markdown]
 # # 00 · Setup check: does my environment work?
 #
@@ -23,7 +31,7 @@
 # pytest labs/00_setup.py        # as the course's CI does it
 # ```
 #
-# or open `labs/00_setup.py` in JupyterLab (right-click › *Open With* › *Notebook*).
+# or open `labs/00_setup.py` in JupyterLab (right-click › *Open With* › *Jupytext Notebook*).
 
 # %%
 import importlib
