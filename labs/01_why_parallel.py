@@ -9,7 +9,7 @@
 # %% [markdown]
 # # 01 · Why parallel?
 #
-# **Teaching:** 30 min · **Exercises:** 25 min
+# **Teaching:** 40 min · **Exercises:** 25 min
 #
 # ## Objectives
 # - See a computation get faster on more cores, and the *task graph* that explains why.
@@ -57,7 +57,7 @@ print(course.hardware())
 print(bench.load())
 
 # %% [markdown]
-# ## 1. A success story first
+# ## 1. A success story first *(core)*
 # Add up the first *N* whole numbers. NumPy builds the whole array, then sums it on one core.
 # `dask.array` cuts the same array into *chunks*, sums each chunk on whichever core is free, then adds
 # the partial sums. Same answer, same one line of code:
@@ -108,7 +108,7 @@ except Exception as err:  # Graphviz's `dot` program missing
 sum_graph
 
 # %% [markdown]
-# ## 2. Pea soup: what are the workers, and what stops them?
+# ## 2. Pea soup: what are the workers, and what stops them? *(core)*
 # A recipe for Dutch pea soup (*erwtensoep*) is a parallel program. Each step is a task with a
 # duration; some steps need others first (you cannot add the vegetables before they are chopped).
 # The cooks are the workers.
@@ -237,7 +237,7 @@ ax.legend(loc="upper left", fontsize=11, ncols=2)
 bench.stamp(fig)
 
 # %% [markdown]
-# ### Exercise 1: a better kitchen
+# ### Exercise 1: a better kitchen (5 min)
 # 1. Which cooks are idle, and when? Why does a fourth cook not help at all?
 # 2. The peas take longest. Change the recipe so that dinner is sooner: e.g. soak the peas overnight
 #    (cook them for 25 minutes instead of 45) with
@@ -268,7 +268,7 @@ print(f"limit {soup.work(faster) / fast_span:.2f}×; two cooks served after "
 # </details>
 
 # %% [markdown]
-# ## 3. π by Monte-Carlo: our running example
+# ## 3. π by Monte-Carlo: our running example *(core)*
 # Throw darts uniformly at the unit square. The quarter circle $x^2 + y^2 \le 1$ covers $\pi/4$ of
 # it, so $\pi \approx 4 \times \text{hits} / \text{darts}$. Every dart is independent of every other:
 # the problem is *embarrassingly parallel*. The estimate's standard error shrinks as
@@ -388,7 +388,7 @@ course.table([{"part of pi_numpy": f"draw {2 * N_NUMPY:,} random numbers", "best
 print(course.hardware())
 
 # %% [markdown]
-# ### Exercise 2: benchmark it yourself
+# ### Exercise 2: benchmark it yourself (8 min)
 # Time `pi_numpy(n)` for `n = 10**3, 10**5, 10**7` with `timeit.repeat(..., number=1, repeat=7)`.
 # Compute the time *per dart*. Why is it so much larger for tiny `n`? Which rule above did you need?
 
@@ -482,7 +482,7 @@ bench.stamp(fig, "other programs on the machine show up too")
 # move it from core to core, but the total stays one core's worth. Dask's threads and one process per
 # core keep **all** cores busy. (On a shared machine, other people's programs show up too.)
 #
-# ### Exercise 3: your system monitor
+# ### Exercise 3: your system monitor (5 min)
 # Open `htop` (or your system's monitor) next to this notebook and run `pi_loop(10**7)` in one cell.
 # How many cores are busy? Then run the dask cell above again. What changes?
 #
@@ -538,7 +538,7 @@ print(course.hardware())
 print(bench.load())
 
 # %% [markdown]
-# ### Exercise 4: chunk size
+# ### Exercise 4: chunk size (7 min)
 # Run `pi_dask(N_MEM, chunk)` for `chunk = 10_000`, `1_000_000` and `N_MEM`. Time each and measure
 # its peak memory. Explain both trends.
 
@@ -572,7 +572,7 @@ print(course.hardware())
 print(bench.load())
 
 # %% [markdown]
-# ## 4. Three mental models
+# ## 4. Three mental models *(optional)*
 # - **One computer, many cores.** All cores share the same memory (RAM). Threads of one process see
 #   the same arrays at no cost; processes have their own memory, and data must be copied between
 #   them. Memory bandwidth is shared too: enough cores can saturate it.

@@ -80,7 +80,7 @@ print(course.hardware())
 print(f"dask {dask.__version__} · COURSE_SIZE={course.size()} (scale ×{SCALE}) · {N_WORKERS} workers for the local cluster")
 
 # %% [markdown]
-# ## 1. Dask arrays: chunks are the unit of parallelism
+# ## 1. Dask arrays: chunks are the unit of parallelism *(core)*
 #
 # A Dask array looks like a NumPy array but is a grid of NumPy arrays, the **chunks**. Here is a
 # stand-in for a gridded variable: 6-hourly fields on a 1° global grid, chunked into blocks of 24
@@ -186,7 +186,7 @@ Image(filename=OUT / "array-graph.png", width=900)
 # graph: it is why the memory section at the end of the lab goes wrong.
 
 # %% [markdown]
-# ## 2. `dask.delayed`: a graph from your own functions (the pea soup again)
+# ## 2. `dask.delayed`: a graph from your own functions (the pea soup again) *(core)*
 #
 # Not everything is an array. `delayed` wraps ordinary function calls: the call is recorded,
 # not run, and its arguments (other delayed results) become the edges of the graph. Here is the
@@ -239,7 +239,7 @@ print(f"speed-up {serial_s / dask_soup_s:.2f}×, at most {soup.work(short) / sou
 print(course.hardware())
 
 # %% [markdown]
-# ## 3. Futures: work that starts as soon as you submit it
+# ## 3. Futures: work that starts as soon as you submit it *(core)*
 #
 # `delayed` builds the whole graph first, then runs it. **Futures** run at once: `client.submit(f, x)`
 # sends one call to the cluster and returns a *future*, a ticket for a result that may not exist
@@ -336,7 +336,7 @@ print(f"Dask warned: {dask_warnings[0]}" if dask_warnings else "Dask did not war
 print(course.hardware())
 
 # %% [markdown]
-# ## 4. Schedulers: threads, processes or distributed?
+# ## 4. Schedulers: threads, processes or distributed? *(core)*
 #
 # The graph says *what* to run; the scheduler decides *where*. Python's global interpreter lock
 # (GIL) lets only one thread run Python code at a time, but NumPy, Numba and most I/O release it.
@@ -408,7 +408,7 @@ print(f"π to {N_PY:,} terms in pure Python, {N_NP:,} with NumPy · {course.hard
 # the dashboard. (On a machine shared with other users, every speed-up shrinks.)
 
 # %% [markdown]
-# ## 5. The dashboard, a performance report and progress bars
+# ## 5. The dashboard, a performance report and progress bars *(core)*
 #
 # The dashboard (link printed above) shows, live: the **task stream** (one row per worker thread,
 # one coloured bar per task, red for communication), **progress** per kind of task, and each
@@ -476,7 +476,7 @@ Image(filename=status_png, width=960) if status_png in shot_files else print(sho
 Image(filename=workers_png, width=1100) if workers_png in shot_files else print(shot_note)
 
 # %% [markdown]
-# ## 6. Three habits that save time, measured
+# ## 6. Three habits that save time, measured *(optional)*
 #
 # **Avoid too many tiny tasks.** Every task costs the scheduler some bookkeeping, whatever it does.
 # How much? Time a graph of 2000 tasks that do nothing, on the threaded scheduler (in this process)
@@ -582,7 +582,7 @@ client.close()  # also stops the cluster that clusters.client started
 print("cluster closed; processes left:", clusters.stray_children() or "none")
 
 # %% [markdown]
-# ## 7. Worker memory: a `KilledWorker` on purpose, and three fixes
+# ## 7. Worker memory: a `KilledWorker` on purpose, and three fixes *(core)*
 #
 # Every distributed worker has a **memory limit**. The data it holds for later tasks is *managed*
 # memory; everything else (the Python interpreter, libraries, the temporary arrays inside running
@@ -849,7 +849,7 @@ print("memory cluster closed; processes left:", clusters.stray_children() or "no
 # %% [markdown]
 # ## Exercises
 #
-# ### Exercise 1: chunks and tasks
+# ### Exercise 1: chunks and tasks (6 min)
 # Make `field` with chunks of 12, 24 and 120 time steps. For each, print `field.npartitions`, the
 # number of tasks in `field.mean(axis=0)`, and the time of `.compute()`. Which is fastest here, and why
 # not the smallest?
@@ -870,7 +870,7 @@ print("memory cluster closed; processes left:", clusters.stray_children() or "no
 # </details>
 
 # %% [markdown]
-# ### Exercise 2: sausage on the side
+# ### Exercise 2: sausage on the side (8 min)
 # Episode 01's recipe serves smoked sausage with the soup: `heat_sausage` (15 recipe minutes, needs
 # nothing), then `slice_sausage` (3 minutes), which `serve` also needs. Write the two functions in
 # the notebook (with `soup._step`, as the printed steps do), add them to the graph, draw it, and
@@ -897,7 +897,7 @@ print("memory cluster closed; processes left:", clusters.stray_children() or "no
 # </details>
 
 # %% [markdown]
-# ### Exercise 3: futures as they come
+# ### Exercise 3: futures as they come (8 min)
 # Submit `pi.pi_slice_python(a, b, n)` for 8 slices of `n = 4_000_000` with `client.map` and
 # add the parts up with `as_completed`, printing the running estimate of π after each slice.
 # The lab's cluster is closed by now: start one of your own for this, and close it at the end.
@@ -918,7 +918,7 @@ print("memory cluster closed; processes left:", clusters.stray_children() or "no
 # </details>
 
 # %% [markdown]
-# ### Exercise 4: a memory budget
+# ### Exercise 4: a memory budget (8 min)
 # (a) Your node has 4 GiB of memory per worker and you run 4 threads per worker; you started one
 # worker and measured it idle at 300 MiB, as this lab did. With the lab's rule (the worker pauses at
 # 80 % of its limit; the budget is threads × 4 + 4 chunks), what is the largest chunk you should use?
