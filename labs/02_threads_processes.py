@@ -286,15 +286,20 @@ print(bench.load())
 # Submit the `work` chunks to a process pool with `pool.submit(pi.hits_of_chunk, task)` and
 # print "*k* of *n* chunks done" as each finishes, then the π estimate.
 
-# %% tags=["solution"]
-with ProcessPoolExecutor(CORES, mp_context=CTX) as pool:
-    futures = [pool.submit(pi.hits_of_chunk, task) for task in work]
-    hits = 0
-    for k, future in enumerate(as_completed(futures), 1):
-        hits += future.result()
-        if k % 8 == 0 or k == len(futures):
-            print(f"{k} of {len(futures)} chunks done")
-print(f"π ≈ {pi.estimate(hits, N['python']):.5f}")
+# %% [markdown] tags=["solution"]
+# <details><summary>Solution</summary>
+#
+# ```python
+# with ProcessPoolExecutor(CORES, mp_context=CTX) as pool:
+#     futures = [pool.submit(pi.hits_of_chunk, task) for task in work]
+#     hits = 0
+#     for k, future in enumerate(as_completed(futures), 1):
+#         hits += future.result()
+#         if k % 8 == 0 or k == len(futures):
+#             print(f"{k} of {len(futures)} chunks done")
+# print(f"π ≈ {pi.estimate(hits, N['python']):.5f}")
+# ```
+# </details>
 
 # %% [markdown]
 # ## 5. Patterns: map, reduce, and what cannot be parallelised *(core)*
@@ -344,9 +349,10 @@ print("ensemble:", ", ".join(f"{T0:.0f} → {T:.2f} °C" for T0, T in ensemble.i
 # worker, sending the result back. It pays off only when each task carries enough work.
 #
 # ### Starting workers
-# How long does a pool of processes take to start and run one trivial task? *fork* (Linux) copies
-# the running process; *spawn* (macOS, Windows) starts a fresh Python that imports what it needs;
-# *forkserver* forks from a small server process started once.
+# How long does a pool of processes take to start and run one trivial task? *fork* (Linux's default
+# up to Python 3.13) copies the running process; *spawn* (macOS, Windows) starts a fresh Python that
+# imports what it needs; *forkserver* (Linux's default from Python 3.14) forks from a small server
+# process started once.
 
 # %%
 #| label: startup-table
@@ -527,7 +533,9 @@ else:
 # %% [markdown]
 # ## 8. Spawn, and where worker functions must live *(core)*
 # How does a new process get your function? With **fork** (Linux's default up to Python 3.13) the
-# child is a copy of the parent and already has everything. With **spawn** (the default on macOS and
+# child is a copy of the parent and already has everything. Python 3.14 made **forkserver** Linux's
+# default: a small server process, started once, forks each worker, so the workers do not inherit
+# the notebook's state and, like spawn, receive your function by name. With **spawn** (the default on macOS and
 # Windows, and what Jupyter on those systems uses) the child is a fresh Python: it receives the
 # function by *name* (module and function), imports the module and looks the name up. Two rules
 # follow:

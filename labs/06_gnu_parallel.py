@@ -147,6 +147,16 @@ print(f"GNU parallel: {'found' if HAVE_PARALLEL else 'NOT found'} · xargs -P: {
 print(course.hardware())
 
 # %% [markdown]
+# **In your own terminal.** The variables above exist only inside this lab's commands. To type the
+# commands yourself, open a terminal in `labs/` (the course environment activated, so `python` is the
+# course's) and paste the line the next cell prints; then every command below runs as shown.
+
+# %%
+#| label: export-line
+export_line = "export " + " ".join(f"{name}={shlex.quote(ENV[name])}" for name in ("DATA", "OUT", "IMAGES"))
+print(export_line + ' && mkdir -p "$OUT"')
+
+# %% [markdown]
 # ## 1. One file, one process *(core)*
 #
 # This is the function every method in this lab runs, once per file; the command-line part of the

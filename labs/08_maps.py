@@ -369,16 +369,19 @@ print(f"maps drawn: {len(pngs)} PNGs in {FIGURES.relative_to(course.ROOT).as_pos
 # </details>
 #
 # ### Exercise 3: find the bug (4 min)
-# A colleague's map of Europe shows coastlines and a colour bar, but no data at all, and no error.
-# Their code is `anomaly.plot(ax=ax, cmap="RdBu_r", center=0)` on the `LambertConformal` axes of
-# section 6, followed by `set_extent` and `coastlines`. What is wrong? Try it.
+# A colleague maps the anomaly of the same unusual day with the same colour scale and projection, but
+# their map is warm over one whole hemisphere and cold over the other, and Europe hardly stands out.
+# Their anomaly is `bad = t2m.sel(time=DAY).mean("time") - climatology`. What is wrong? Plot `bad`
+# next to `anomaly` (section 5) to check, and say what their map really shows.
 #
 # <details><summary>Solution</summary>
 #
-# No `transform=`: Cartopy takes the longitudes and latitudes as Lambert coordinates, which are
-# metres, so the whole grid becomes a patch a few hundred metres wide at the projection's origin
-# (10° E, 52° N, in central Germany): far too small to see on a map of Europe. Add
-# `transform=ccrs.PlateCarree()`.
+# `climatology` is the mean over *all* times, so `bad` is the day minus the annual mean: it shows the
+# season (summer in one hemisphere, winter in the other), which swamps the day's weather. An anomaly
+# must be taken against the climatology of the same time of year: section 1 subtracts
+# `monthly.sel(month=day.month)`, the mean of that calendar month over every year (with more years, a
+# day-of-year climatology is better still). `(bad - anomaly)` is the same for every day of a month:
+# the month's mean minus the annual mean.
 # </details>
 #
 # ### Exercise 4: an honest colour scale (5 min)

@@ -10,6 +10,7 @@ script makes now, or when a format overruns its slot.
     python tests/syllabi.py            # rewrite slides/_syllabi.md
     python tests/syllabi.py --check    # exit 1 if slides/_syllabi.md is out of date
     python tests/syllabi.py --minutes  # each episode's teaching minutes against the minutes rule
+    python tests/syllabi.py --times    # each lab's wall time at every size in _build/lab_times.json
 
 The home page and the instructors' guide include ``slides/_syllabi.md``; the home page includes\n``slides/_course_map.md``; README.md's course map is rewritten between its two markers.
 """
@@ -538,9 +539,30 @@ def minutes_report(labs: dict[str, Lab] | None = None) -> str:
     return "\n".join(lines)
 
 
+def times_report() -> str:
+    """Each lab's wall time at every size recorded in _build/lab_times.json (``--times``)."""
+    try:
+        runs = json.loads((BUILD / "lab_times.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return "no _build/lab_times.json yet: run the labs (pytest labs/, or python tests/execute_labs.py)"
+    times = lab_wall_times()
+    sizes = sorted({size for by_size in times.values() for size in by_size},
+                   key=lambda z: {"small": 0, "workshop": 1, "large": 2}.get(z, 3))
+    hardware = sorted({r.get("hardware", "?") for r in runs})
+    lines = ["| lab | " + " | ".join(sizes) + " |", "|---|" + "--:|" * len(sizes)]
+    for lab in sorted(times):
+        cells = [f"{times[lab][z] / 60:.1f} min" if z in times[lab] else "not run" for z in sizes]
+        lines.append(f"| {lab} | " + " | ".join(cells) + " |")
+    lines += ["", "Fastest recorded run of each lab at each size; measured on: " + "; ".join(hardware)]
+    return "\n".join(lines)
+
+
 def main(argv: list[str]) -> int:
     if "--minutes" in argv:
         print(minutes_report())
+        return 0
+    if "--times" in argv:
+        print(times_report())
         return 0
     status = 0
     for path, text in generated().items():

@@ -75,3 +75,17 @@ def test_constraints_match_the_installed_environment():
         "the installed dependency tree of requirements.txt differs from constraints.txt (a package added "
         "or dropped): run `python tests/constraints.py --write` and commit constraints.txt"
     )
+
+
+def test_every_pip_path_installs_the_tested_versions_and_cpu_torch():
+    """The README, the home page and the setup message give the same two pip lines CI runs."""
+    torch = next(r for r in REQS if r.name == "torch")
+    lines = [f"python -m pip install torch{torch.specifier} --index-url https://download.pytorch.org/whl/cpu",
+             "python -m pip install -r requirements.txt -c constraints.txt"]
+    root = constraints.ROOT
+    for page in ("README.md", "slides/index.qmd", "slides/setup_message.qmd"):
+        text = (root / page).read_text(encoding="utf-8")
+        missing = [line for line in lines if line not in text]
+        assert not missing, f"{page}: its pip path lacks {missing}"
+    ci = (root / ".ci" / "run").read_text(encoding="utf-8")
+    assert "-r requirements.txt -c constraints.txt" in ci, ".ci/run must install with -c constraints.txt"
