@@ -38,6 +38,7 @@
 # %%
 import inspect
 import logging
+import math
 import platform
 import textwrap
 import threading
