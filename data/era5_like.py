@@ -73,7 +73,7 @@ __all__ = [
     "generate", "check", "ensure_images", "make_images", "main",
 ]
 
-GENERATOR_VERSION = "1.1"   # bump when the output changes: old datasets get regenerated
+GENERATOR_VERSION = "1.2"   # bump when the output changes: old datasets get regenerated
 HERE = Path(__file__).resolve().parent
 DEFAULT_ROOT = HERE / "era5"          # data/era5/<size>/  (gitignored)
 DEFAULT_SEED = 0
@@ -342,15 +342,16 @@ _K = np.arange(73)                    # zonal wavenumbers of a 144-point rfft
 class Noise:
     field_id: int       # part of the random seed
     rho: float          # correlation between consecutive anchors
-    spacing_days: int   # days between anchors
+    spacing_days: float # days between anchors (0.25: every 6 hours)
     sigma_deg: float    # spatial smoothing (size of the features)
 
 
 NOISE = {
-    "pressure": Noise(1, 0.75, 1, 6.0),      # cyclones and anticyclones -> wind, rain
+    "pressure": Noise(1, 0.75, 1, 6.0),      # cyclones and anticyclones -> wind; fronts -> rain
     "temperature": Noise(2, 0.85, 1, 5.0),   # warm and cold spells
-    "convection": Noise(3, 0.35, 1, 3.0),    # showers: short-lived, small
+    "rain": Noise(3, 0.6, 1, 4.0),           # rain areas: a day or two, a few hundred km
     "ocean": Noise(4, 0.85, 8, 8.0),         # sea-surface anomalies: slow
+    "showers": Noise(5, 0.3, 0.25, 2.5),     # showers: new ones every few hours, small
 }
 
 
@@ -561,11 +562,13 @@ class MonthGenerator:
         self.sst_sin = f32(-h * amp_sst * np.sin(lag_sst))
         self.sst_sigma = f32(0.4 + 0.4 * sinphi)
 
-        # Rain: climatology (mm/day) times an intermittent weather factor.
-        self.dry = f32((1 - 0.85 * f * _gauss(np.abs(phi), 23, 7)) * (1 - 0.6 * _ramp(np.abs(phi), 65, 85)))
-        self.tropical_land = f32(f * _gauss(phi, 0, 20))
-        self.lon_cos16 = f32(np.cos(2 * np.pi * (lon / 15.0 - 16.0) / 24.0))
-        self.lon_sin16 = f32(np.sin(2 * np.pi * (lon / 15.0 - 16.0) / 24.0))
+        # Rain: where a latent "wetness" (its own weather fields, see _coarse_weather)
+        # plus a climatological offset (see _rain_offset) is above zero.  Static parts:
+        self.land = f32(f)
+        self.rain_dry = f32(-0.9 * f * _gauss(np.abs(phi), 24, 7)                  # deserts
+                            - 0.8 * f * _ramp(-phi, 65, 80))                     # Antarctic plateau
+        self.lon_cos17 = f32(np.cos(2 * np.pi * (lon / 15.0 - 17.0) / 24.0))    # land: 17:00 local
+        self.lon_sin17 = f32(np.sin(2 * np.pi * (lon / 15.0 - 17.0) / 24.0))
 
         # Wind: climatology by latitude, slowed down over rough land.
         self.u_mean = f32(np.interp(lat, *_U_TABLE)[:, None])
@@ -609,14 +612,20 @@ class MonthGenerator:
         u_anom = -5.0 * h * dp_dlat * scale
         v_anom = 5.0 * h * dp_dlon / coslat * scale
         temperature = NoiseField.to_grid(self.noise["temperature"].spectra(hours))
-        convection = NoiseField.to_grid(self.noise["convection"].spectra(hours))
         ocean = NoiseField.to_grid(self.noise["ocean"].spectra(hours))
+        # Wetness: unit variance at every latitude.  Rain has its own fields (rain
+        # areas and showers), so it is not a function of the temperature or the
+        # winds; outside the tropics it also comes with low pressure (fronts), which
+        # sets the winds only through its gradient.  (Summed as spectra: one FFT.)
+        fronts = 0.7 * _ramp(np.abs(COARSE_LAT), 15, 35)[:, None]
+        wetness = NoiseField.to_grid(
+            (0.75 * self.noise["rain"].spectra(hours) + 0.65 * self.noise["showers"].spectra(hours)
+             - fronts * pressure_spec) / np.sqrt(0.75**2 + 0.65**2 + fronts**2))
         return {
             # Poleward wind brings warm air: part of the temperature anomaly.
             "t2m": 0.8 * temperature + 0.6 * h * np.clip(v_anom / 5.0, -3, 3),
             "sst": ocean,
-            # Rain comes with low pressure, convection and windy storms.
-            "tp": -0.6 * pressure + 0.6 * convection + 0.5 * (np.hypot(u_anom, v_anom) / 5.0 - 1.2) / 0.65,
+            "wetness": wetness,
             "u10": u_anom,
             "v10": v_anom,
         }
@@ -654,33 +663,43 @@ class MonthGenerator:
         sst = sst + self.sst_sigma * weather["sst"] + self.trend * years
         np.maximum(sst, f32(271.46), out=sst)
 
-        # Total precipitation over the time step (m): intermittent, skewed.
-        itcz = 5 + 6 * np.sin(OMEGA_YEAR * (days - 110))[:, None, None]
-        lat3 = self.lat[None, :, None]
-        rate = (11.5 * _gauss(lat3, itcz, 6) + 4.2 * _gauss(np.abs(lat3), 45, 11) + 0.5)   # mm/day
-        intensity = np.maximum(weather["tp"] - f32(0.3), 0) ** f32(1.5) / f32(_RAIN_NORM)
-        afternoon = self.lon_cos16 * hour_c - self.lon_sin16 * hour_s      # showers peak at 16:00
-        tp = f32(rate * self.spec.step_hours / 24 / 1000) * self.dry * intensity
-        tp *= 1 + f32(0.6) * self.tropical_land * afternoon
+        # Total precipitation over the time step (m): it rains where wetness + offset > 0,
+        # more the further above zero, and more in the tropics.
+        offset, amount = self._rain_offset(days, hour_c, hour_s)
+        excess = np.maximum(weather["wetness"] + offset, 0)
+        tp = amount * excess ** f32(1.3)
 
         # 10 metre wind.
         u10 = (self.u_mean + weather["u10"]) * self.roughness
         v10 = (self.v_mean + weather["v10"]) * self.roughness
         return {"t2m": t2m, "sst": sst, "tp": tp, "u10": u10, "v10": v10}
 
+    def _rain_offset(self, days, hour_c, hour_s):
+        """Where and when rain is likely: the offset added to the wetness, and the amount scale.
+
+        With wetness ~ N(0, 1), a point is wet with probability Phi(offset): about 60 % in
+        the ITCZ, which follows the sun (further over land: monsoons), 10-15 % over the
+        subtropical oceans, a few % over deserts, about half the time in the storm tracks
+        near 45-50 degrees (more in winter), and over land more in the late afternoon and
+        evening, by local solar time (at sea, a little more before dawn).
+        """
+        f32 = np.float32
+        lat = self.lat[None, :, None]
+        sun = np.sin(OMEGA_YEAR * (days - 110))[:, None, None]       # +1 late July, -1 late January
+        itcz_sea, itcz_land = 5 + 5 * sun, 4 + 12 * sun
+        tropics = self.land * f32(_gauss(lat, itcz_land, 8)) + (1 - self.land) * f32(_gauss(lat, itcz_sea, 6))
+        winter = np.cos(OMEGA_YEAR * (days - 18))[:, None, None] * np.sign(lat)   # +1 in the winter hemisphere
+        storms = _gauss(np.abs(lat), 48 - 4 * winter, 11) * (1 + 0.2 * winter)
+        offset = f32(-1.15 + 1.25 * storms) + f32(2.0) * tropics + self.rain_dry
+        land_wave = self.lon_cos17 * hour_c - self.lon_sin17 * hour_s          # cos(2 pi (LST - 17) / 24)
+        offset += (self.land * (f32(0.2) + f32(0.4) * tropics)            # land: peak at 17:00
+                   - (1 - self.land) * f32(0.1)) * land_wave              # sea: peak at 05:00
+        amount = f32(self.spec.step_hours / 24 / 1000) * (f32(5.0) + f32(14.0) * tropics
+                                                         + f32(4.0 * storms))   # m per step
+        return offset, amount
+
 
 _HOURS_2000 = month_hours(2000, 1)[0]
-
-
-def _rain_norm() -> float:
-    """Mean of max(X - 0.3, 0)**1.5 for X ~ N(0, 1), so rain averages to the climatology."""
-    x = np.linspace(-8, 8, 16001)
-    sd = 1.0
-    pdf = np.exp(-0.5 * (x / sd) ** 2) / (sd * math.sqrt(2 * math.pi))
-    return float(np.sum(np.maximum(x - 0.3, 0) ** 1.5 * pdf) * (x[1] - x[0]))
-
-
-_RAIN_NORM = _rain_norm()
 
 
 # --------------------------------------------------------------------------------------

@@ -183,8 +183,7 @@ def test_climatology(ds):
 
 
 def test_weather_has_memory_and_structure(ds):
-    """Not white noise: anomalies persist from day to day and are smooth in space;
-    rain goes with wind (real signal for the machine-learning episodes)."""
+    """Not white noise: anomalies persist from day to day and are smooth in space."""
     xr = pytest.importorskip("xarray")
     daily = ds.t2m.resample(time="1D").mean()
     anomaly = daily - daily.rolling(time=31, center=True, min_periods=1).mean()
@@ -196,11 +195,39 @@ def test_weather_has_memory_and_structure(ds):
                          anomaly.isel(longitude=slice(None, -1)).assign_coords(
                              longitude=anomaly.longitude[1:]))
     assert float(neighbours) > 0.5
-    wind = np.hypot(ds.u10, ds.v10)
-    assert float(xr.corr(ds.tp, wind)) > 0.1
     tp_mm_per_day = float(ds.tp.mean()) * 1000 * (24 // SMALL.step_hours)
     assert 1 < tp_mm_per_day < 5
     assert float(ds.tp.min()) == 0.0          # no rain is exactly zero after unpacking
+
+
+def test_rain_follows_a_climate(ds):
+    """Wet ITCZ, dry subtropics, storm tracks, an ITCZ that follows the sun, afternoon showers over
+    tropical land; persistent but not certain, and not made from the winds (the ML episodes' features)."""
+    xr = pytest.importorskip("xarray")
+    wet = ds.tp * 1000 > 0.1                                   # a wet step: more than 0.1 mm
+    zonal = wet.mean(["time", "longitude"])
+    band = lambda lo, hi: float(zonal.where((abs(zonal.latitude) >= lo) & (abs(zonal.latitude) <= hi)).mean())
+    itcz = float(zonal.sel(latitude=slice(10, -5)).mean())
+    subtropics, storm_tracks = band(18, 32), band(40, 55)
+    assert itcz > 2 * subtropics and storm_tracks > 2 * subtropics
+    assert 0.05 < subtropics < 0.3 and 0.3 < itcz < 0.8 and 0.3 < storm_tracks < 0.7
+
+    season = wet.time.dt.month
+    wettest = lambda months: float(wet.sel(time=season.isin(months)).mean(["time", "longitude"])
+                                   .sel(latitude=slice(30, -30)).idxmax())
+    assert wettest([6, 7, 8]) > wettest([12, 1, 2])            # the ITCZ moves north in July
+
+    land = ds.lsm > era5_like.LAND_THRESHOLD
+    solar_hour = (ds.time.dt.hour + ds.longitude / 15) % 24    # local solar time of each step
+    tropical_land = land & (abs(ds.latitude) < 25)
+    afternoon = (solar_hour >= 12) & (solar_hour < 24)
+    assert float(wet.where(tropical_land & afternoon).mean()) > 1.2 * float(wet.where(tropical_land & ~afternoon).mean())
+
+    before, after = wet.isel(time=slice(None, -1)).values, wet.isel(time=slice(1, None)).values
+    p_wet_after_wet = (before & after).sum() / before.sum()
+    assert 2 * float(wet.mean()) < p_wet_after_wet < 0.9        # persistent, but not certain
+    wind = np.hypot(ds.u10, ds.v10)
+    assert abs(float(xr.corr(ds.tp, wind))) < 0.1               # rain is not made from the winds
 
 
 def test_images(small):
