@@ -465,7 +465,7 @@ def episode_rows(t, cfg, extra):
         from course import feed
 
         names = ["t2m", "sst", "u10", "v10"]
-        windows = feed.PatchBlocks(extra["store"], names, "t2m", {"time": 16, "latitude": 32, "longitude": 32})
+        windows = feed.TimeBlocks(extra["store"], names, "t2m", 16)  # one item: 16 steps of the whole grid
         workers = min(2, course.usable_cores())
         loader = torch.utils.data.DataLoader(windows, batch_size=None, num_workers=workers, shuffle=True,
                                              worker_init_fn=feed.worker_init,

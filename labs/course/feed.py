@@ -1,19 +1,17 @@
-"""Feeding PyTorch from a Zarr store with xbatcher (episode 12): what DataLoader workers import by name.
+"""Feeding PyTorch from a Zarr store (episode 12): what DataLoader workers import by name.
 
 A ``DataLoader`` with ``num_workers > 0`` sends its ``Dataset`` to worker processes. Under ``forkserver``
 and ``spawn`` (the start methods that are safe with threads, Zarr 3's event loop and macOS/Windows),
 those processes import the Dataset's class by its module name: a class defined in a notebook cannot
-be found there. So the lab's Dataset and the worker set-up live here; the lab explains them.
+be found there. So the lab's faster feed and the worker set-up live here; the lab explains them.
 
-* ``PatchWindows``     a ``torch.utils.data.Dataset``: item ``i`` is window ``i`` of an
-  ``xbatcher.BatchGenerator`` over the Zarr store (time × latitude × longitude patches), loaded and
-  turned into tensors ``(inputs, target)``: every variable at time ``t`` → t2m at ``t + 1``.
-* ``PatchBlocks``      the same windows, many per item: item ``i`` is one xbatcher window of a whole
-  time block (window time × the grid), read without Dask and cut into patches with NumPy, so the
-  per-item Python work is paid once per block instead of once per patch.
+* ``TimeBlocks``       a ``torch.utils.data.Dataset``: item ``i`` is ``xbatcher.BatchGenerator`` window
+  ``i`` of a whole time block (``steps`` time steps of the whole grid), read without Dask, turned into
+  one mini-batch ``(x, y)``: the inputs at every step ``t`` of the block → the target at ``t + 1``.
 * ``worker_init``      runs first in every DataLoader worker: one thread for torch, Dask's synchronous
-  scheduler (the worker *is* the parallelism), and a fresh Zarr handle opened in this process.
+  scheduler (the worker *is* the parallelism), and the store opened in this process.
 * ``loader_context()`` ``"forkserver"`` where it exists, else ``"spawn"`` (Windows).
+* ``read_pieces``      the ceiling's reader: plain zarr reading given slices, decoding nothing else.
 """
 
 from __future__ import annotations
@@ -34,129 +32,88 @@ def loader_context() -> str:
     return "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
 
 
-class PatchWindows:
-    """Windows of a Zarr store as PyTorch samples, opened lazily in whichever process reads them.
+class TimeBlocks:
+    """Whole time blocks of a Zarr store as PyTorch mini-batches, opened in whichever process reads them.
 
     ``store``: path of the Zarr store; ``inputs``: variables fed to the model; ``target``: the variable
-    to predict one time step ahead; ``window``: sizes of one xbatcher window, e.g.
-    ``{"time": 16, "latitude": 32, "longitude": 32}``; ``time_slice``: the part of the record to use;
-    ``stats``: ``{name: (mean, std)}`` to normalise with; ``preload_batch``: xbatcher's option
-    (False: we ``.load()`` the window ourselves); ``use_dask``: open the store with Dask chunks.
+    to predict one time step ahead; ``steps``: time steps per block (one Zarr shard along time);
+    ``time_slice``: the part of the record to use; ``stats``: ``{name: (mean, std)}`` to normalise with;
+    ``static``: time-independent fields added as input channels (e.g. ``["lsm"]``); ``local_time``: add
+    the cosine and sine of the local solar time at ``t + 1`` (the diurnal cycle the forecast must know).
 
-    An item is ``(x, y)``: ``x`` of shape (window time − 1, len(inputs), latitude, longitude) holds the
-    inputs at steps 0 … n−2 of the window, ``y`` of shape (window time − 1, 1, latitude, longitude) holds
-    the target at steps 1 … n−1: every pair inside a window is one training sample.
+    Item ``i`` is ``(x, y)``: ``x`` of shape (steps − 1, channels, latitude, longitude), ``y`` of shape
+    (steps − 1, 1, latitude, longitude): every step of the block but the last, and the target one step
+    on. :meth:`pair` does the same for any loaded piece of the store (the lab's evaluation uses it).
     """
 
-    mask_and_scale = True  # Xarray decodes the packed integers (into float64: the attributes are float64)
+    def __init__(self, store, inputs, target, steps, time_slice=slice(None), stats=None, static=(),
+                 local_time=False):
+        self.store, self.inputs, self.target, self.steps = str(store), list(inputs), target, int(steps)
+        self.time_slice, self.stats = time_slice, stats or {}
+        self.static, self.local_time = list(static), local_time
+        self._pid = self._generator = self._static = None
+        self._length = len(self._open())  # opened here once to count blocks; reopened per process
 
-    def __init__(self, store, inputs, target, window, time_slice=slice(None), stats=None,
-                 preload_batch=False, use_dask=True):
-        self.store, self.inputs, self.target = str(store), list(inputs), target
-        self.window, self.time_slice, self.stats = dict(window), time_slice, stats or {}
-        self.preload_batch, self.use_dask = preload_batch, use_dask
-        self._pid = None
-        self._generator = None
-        self._length = len(self._open())  # opened here once to count windows; reopened per process
+    @property
+    def channels(self) -> int:
+        return len(self.inputs) + len(self.static) + 2 * self.local_time
 
     def _open(self):
         import xarray as xr
         import xbatcher
 
-        ds = xr.open_zarr(self.store, consolidated=True, chunks={} if self.use_dask else None,
-                          mask_and_scale=self.mask_and_scale)
+        ds = xr.open_zarr(self.store, consolidated=True, chunks=None)  # no Dask: one read per variable
+        self._static = {v: self._normalised(ds[v].values, v) for v in self.static}
         ds = ds[sorted(set(self.inputs) | {self.target})].isel(time=self.time_slice)
-        # A Dataset, not a DataArray: xbatcher 0.4.0 keeps its coordinates right (see the lab).
-        self._generator = xbatcher.BatchGenerator(ds, input_dims=self._input_dims(ds),
-                                                  preload_batch=self.preload_batch)
+        block = {"time": self.steps, "latitude": ds.sizes["latitude"], "longitude": ds.sizes["longitude"]}
+        self._generator = xbatcher.BatchGenerator(ds, input_dims=block)
         self._pid = os.getpid()
         return self._generator
 
-    def _input_dims(self, ds) -> dict:
-        """The size of one xbatcher window: here one training window."""
-        return self.window
-
     def __getstate__(self):  # what travels to a DataLoader worker: the recipe, never an open store
         state = dict(self.__dict__)
-        state["_generator"], state["_pid"] = None, None
+        state["_generator"] = state["_pid"] = state["_static"] = None
         return state
 
     def __len__(self) -> int:
         return self._length
 
-    def window_ds(self, i: int):
-        """Window ``i`` as a loaded xarray Dataset (opens the store first if this process has no handle)."""
+    def block(self, i: int):
+        """Block ``i`` as a loaded xarray Dataset (opens the store first if this process has none)."""
         if self._generator is None or self._pid != os.getpid():
             self._open()
         return self._generator[int(i)].load()
 
     def __getitem__(self, i: int):
+        return self.pair(self.block(i))
+
+    def pair(self, w):
+        """``(x, y)`` tensors from a loaded Dataset ``w`` of (time, latitude, longitude) fields."""
         import torch
 
-        w = self.window_ds(i)
-        x = np.stack([self._normalised(w, v) for v in self.inputs], axis=1)  # (time, var, lat, lon)
-        y = self._normalised(w, self.target)[:, None]
-        return torch.from_numpy(np.ascontiguousarray(x[:-1])), torch.from_numpy(np.ascontiguousarray(y[1:]))
+        if self._static is None or self._pid != os.getpid():
+            self._open()
+        n, ny, nx = w.sizes["time"], w.sizes["latitude"], w.sizes["longitude"]
+        x = np.empty((n - 1, self.channels, ny, nx), np.float32)  # written once, channel by channel
+        for k, name in enumerate(self.inputs):
+            x[:, k] = self._normalised(w[name].values[:-1], name)
+        for k, name in enumerate(self.static, start=len(self.inputs)):
+            x[:, k] = self._static[name]
+        if self.local_time:  # the hour at the target step, shifted by longitude: 15 degrees an hour
+            hours = (w.time.values[1:] - w.time.values[1:].astype("datetime64[D]")) / np.timedelta64(1, "h")
+            angle = 2 * np.pi * (hours[:, None] + w.longitude.values[None, :] / 15) / 24
+            x[:, -2] = np.cos(angle)[:, None, :]
+            x[:, -1] = np.sin(angle)[:, None, :]
+        y = self._normalised(w[self.target].values[1:], self.target)[:, None]
+        return torch.from_numpy(x), torch.from_numpy(y)
 
-    def _normalised(self, w, name):
-        """``w[name]`` as normalised float32 (time, latitude, longitude), in as few passes as NumPy allows."""
-        values = w[name].transpose("time", "latitude", "longitude").values
+    def _normalised(self, values, name):
+        """``values`` normalised, as float32, in as few passes as NumPy allows; 0 where missing."""
         mean, std = self.stats.get(name, (0.0, 1.0))
         out = np.subtract(values, mean, dtype=np.float32)  # subtract and convert in one pass
         out /= np.float32(std)
-        out[np.isnan(out)] = 0.0  # sst is missing over land: 0 = its mean after normalising
+        np.nan_to_num(out, copy=False)  # sst is missing over land: 0 = its mean after normalising
         return out
-
-
-class PatchBlocks(PatchWindows):
-    """Every patch of one time block in one item: one read per variable, cut into patches with NumPy.
-
-    Same arguments as :class:`PatchWindows`, but the store is opened without Dask by default. Item
-    ``i`` is xbatcher window ``i`` of size (window time × as many whole patches as fit along latitude
-    × along longitude): one read per variable, Zarr fetching its chunks together. ``__getitem__`` cuts
-    it into the patches of ``window`` and returns a mini-batch: ``x`` of shape (patches × (window time
-    − 1), len(inputs), patch latitude, patch longitude), ``y`` likewise with one variable. Patch ``k``
-    of item ``i`` holds the samples of ``PatchWindows`` window ``i × patches + k``.
-
-    The values are read as stored (int16) and decoded, normalised and cut in one go, in float32:
-    Xarray's own decoding would make float64 copies first, and a stack of patches would copy again.
-    """
-
-    mask_and_scale = False  # the packed integers as stored; _decode_into does the rest
-
-    def __init__(self, *args, use_dask=False, **kwargs):
-        super().__init__(*args, use_dask=use_dask, **kwargs)
-
-    def _input_dims(self, ds) -> dict:
-        """One time block of the grid, cropped to whole patches (xbatcher drops the rest too)."""
-        return {d: (ds.sizes[d] // n * n if d != "time" else n) for d, n in self.window.items()}
-
-    def __getitem__(self, i: int):
-        import torch
-
-        w = self.window_ds(i)  # packed int16, one read per variable
-        T, Y, X = w.sizes["time"], self.window["latitude"], self.window["longitude"]
-        ny, nx = w.sizes["latitude"] // Y, w.sizes["longitude"] // X
-
-        def patches(name):  # (time, latitude, longitude) → (patch row, patch column, time, Y, X): a view
-            return w[name].values.reshape(T, ny, Y, nx, X).transpose(1, 3, 0, 2, 4)
-
-        x = np.empty((ny, nx, T - 1, len(self.inputs), Y, X), np.float32)  # written once, below
-        y = np.empty((ny, nx, T - 1, 1, Y, X), np.float32)
-        for k, name in enumerate(self.inputs):
-            self._decode_into(w[name], patches(name)[:, :, :-1], x[:, :, :, k])  # steps t
-        self._decode_into(w[self.target], patches(self.target)[:, :, 1:], y[:, :, :, 0])  # steps t + 1
-        return torch.from_numpy(x.reshape(-1, *x.shape[3:])), torch.from_numpy(y.reshape(-1, *y.shape[3:]))
-
-    def _decode_into(self, variable, packed, out):
-        """``out`` = normalised (packed × scale + offset), in float32; 0 where the value is missing."""
-        mean, std = self.stats.get(variable.name, (0.0, 1.0))
-        scale, offset = variable.attrs.get("scale_factor", 1.0), variable.attrs.get("add_offset", 0.0)
-        np.multiply(packed, np.float32(scale / std), out=out)  # decode and normalise: two passes
-        out += np.float32((offset - mean) / std)
-        fill = variable.attrs.get("_FillValue")
-        if fill is not None:
-            out[packed == fill] = 0.0  # sst is missing over land: 0 = its mean after normalising
 
 
 def worker_init(worker_id: int) -> None:
@@ -165,17 +122,16 @@ def worker_init(worker_id: int) -> None:
     import torch
 
     torch.set_num_threads(1)  # the DataLoader's workers are the parallelism; no threads on top
-    dask.config.set(scheduler="synchronous")  # Dask runs each window's few tasks in this thread
+    dask.config.set(scheduler="synchronous")  # any Dask work of an item runs in this thread
     info = torch.utils.data.get_worker_info()
-    if info is not None:
+    if info is not None and hasattr(info.dataset, "_open"):
         info.dataset._open()  # this process's own Zarr handle, never one inherited from the parent
 
 
-def read_chunks(store, pieces) -> int:
-    """Read ``(variable, t0, t1)`` pieces of a Zarr store with plain zarr; return how many values.
-
-    The raw read rate's worker: it runs in a process of its own, which opens the store itself."""
+def read_pieces(store, pieces) -> int:
+    """Read ``(variable, time slice, latitude slice, longitude slice)`` pieces of a Zarr store with plain
+    zarr; return how many values. The ceiling's reader: it opens the store itself, in its own process."""
     import zarr
 
     group = zarr.open_group(str(store), mode="r")
-    return sum(group[v][t0:t1].size for v, t0, t1 in pieces)
+    return sum(group[v][t, y, x].size for v, t, y, x in pieces)
