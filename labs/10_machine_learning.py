@@ -260,7 +260,8 @@ dask_search = ml.call_with_deadline(client, lambda: search(backend="dask", wait_
 runs[f"Dask, {N_WORKERS} workers"] = (dask_search, time.perf_counter() - t0, N_WORKERS)
 serial_s = runs["one core"][1]
 n_fits = cv.get_n_splits() * len(grid["max_depth"]) * len(grid["max_features"]) + 1
-print(f"{n_fits} fits on {len(yg):,} rows; best {dask_search.best_params_}; {course.hardware()}; {bench.load()}")
+print(f"{n_fits} fits on {len(yg):,} rows; best {dask_search.best_params_}")
+print(f"{course.hardware()}\n{bench.load()}")
 course.table([{"joblib backend": k, "processes": p, "time": f"{s:.1f} s", "speed-up": f"{serial_s / s:.2f}"}
               for k, (_, s, p) in runs.items()])
 
@@ -452,8 +453,8 @@ rows.append({"training": "one fit() call, all", "rows": f"{n_train:,}", "feature
              "spilled (MiB)": mib(one_fit_spilled)})
 growth = max(runs_memory[-1]["peaks"]) - max(runs_memory[0]["peaks"])
 FLAT_MARGIN = block_cost                             # "flat": within the measured cost of one block
-print(f"limit {mib(memory_limit)} MiB per worker, idle {' / '.join(mib(b) for b in idle_now)} MiB; "
-      f"{course.hardware()}; {bench.load()}")
+print(f"limit {mib(memory_limit)} MiB per worker, idle {' / '.join(mib(b) for b in idle_now)} MiB")
+print(f"{course.hardware()}\n{bench.load()}")
 course.table(rows)
 print(textwrap.fill(
     f"Rows ×{n_train / runs_memory[0]['rows']:.0f}: the highest worker peak moved by {growth / 2**20:+,.0f} MiB, "
@@ -616,6 +617,9 @@ print(f"test period {period(ds_test)}: {int(parts['always dry']['n']):,} rows, e
 course.table([{"forecast": k, "trained on": forecasts[k][0],
                **{c: f"{v:.3f}" for c, v in scores[k].items() if c != "Brier"}}
               for k in forecasts if not k.startswith("in memory, ") or "without" in k])
+
+# %%
+#| label: ablation-sentence
 inc = scores["dask-ml Incremental SGD"]
 full, without = scores["scikit-learn in memory"], scores["in memory, without rain now"]
 trees = scores["xgboost.dask trees"]
