@@ -1,48 +1,53 @@
 # %% [markdown]
 # # 10 · Machine learning with Dask: training on more data than memory
 #
-# **Teaching:** 40 min · **Exercises:** 35 min
+# **Teaching:** 45 min · **Exercises:** 35 min
 #
 # ## Objectives
-# - Use scikit-learn's estimator interface: `fit`, `predict`, `score`, a train/test split and a pipeline.
+# - Use scikit-learn's estimator interface: `fit`, `predict_proba`, a pipeline, and a split **in time**.
+# - Score a probabilistic forecast with skill scores against hard baselines, not with accuracy.
 # - Tell a *compute-bound* problem (many fits on data that fit) from a *data-bound* one (data that do not fit).
-# - Parallelise a grid search over a Dask cluster with joblib, and measure the speed-up.
-# - Train a model block by block on features read lazily from NetCDF, with `dask_ml`'s `Incremental`,
-#   while the workers stay under a memory limit that is smaller than the data.
-# - Compare the model honestly: against trivial baselines and against scikit-learn trained in memory.
-# - Predict the whole dataset lazily with `ParallelPostFit` and put the answer back on a map.
+# - Parallelise a grid search with joblib: one core, local processes (loky) and a Dask cluster.
+# - Train block by block with `dask_ml`'s `Incremental` and **measure** that the workers' memory stays
+#   flat while the training rows grow.
+# - Know when Dask is needed and when a plain loop or one machine's memory does the job.
 # - Know which parts of the ecosystem are maintained (xgboost.dask) and which are broken (parts of dask-ml).
 #
 # ## Why this episode?
-# A flood modeller wants a quick rain classifier: *does it rain at this grid point in the next time
-# step, given the weather there now?* A year of a coarse grid fits in memory and scikit-learn does the
-# job in a few lines. Three years at 1° do not, and a decade at ERA5's resolution never will. The usual
-# answers are "buy a bigger machine" or "subsample and hope". This lab shows a third: let the model see
-# the data in pieces, and **measure** that the workers stay under their memory limit and that the model
-# is as good as one trained in memory.
+# A flood modeller wants a quick rain forecast: *will it rain at this grid point in the next time step,
+# given the weather there now?* A year of a coarse grid fits in memory and scikit-learn does the job in
+# a few lines. Three years at 1° do not fit on a laptop, and a decade at ERA5's resolution never will.
+# This lab lets a model see the data in pieces and **measures** two things: that the workers' memory
+# does not grow with the data, and that the model has skill on a later period it never saw.
+#
+# **The data are synthetic.** The course's ERA5-like files (`data/era5_like.py`) are plausible weather,
+# not real weather: rain comes from its own random "wetness" fields, which persist for hours to a day
+# or two, against a climatology (a wet ITCZ that follows the sun, dry subtropics, storm tracks,
+# afternoon showers over land). So every skill score below measures how well a model recovers *the
+# generator's* rules: how much persistence and climatology there are, and nothing of real physics. The
+# methods (split in time, baselines, skill scores, memory measured) carry over to real ERA5 unchanged;
+# the numbers do not.
 
 # %%
 import gc
-import inspect
 import textwrap
 import time
 import warnings
 
 import dask
 import dask.array as da
+import joblib
 import matplotlib.pyplot as plt
 import numpy as np
-import psutil
 import xarray as xr
 
 import course
-from course import clusters, ml
+from course import bench, clusters, era5, ml
 
 warnings.filterwarnings("ignore", message=".*Sending large graph.*")
 warnings.filterwarnings("ignore", message="The total space of parameters")
 ml.quiet_released_run_spec_warnings()   # a harmless scheduler warning about re-used keys (dask/dask#9888)
-DATA_DIR = course.dataset()
-files = sorted(DATA_DIR.glob("era5_*.nc"))
+files = era5.files()
 N = course.usable_cores()
 N_WORKERS = min(2, N)          # the course rule: at most two workers at the default size
 RAIN_MM = 0.1                  # "it rains" = more than 0.1 mm in the time step (a common wet-day threshold)
@@ -50,21 +55,23 @@ print(f"{len(files)} monthly files ({course.size()} size), {N} usable cores")
 print(course.hardware())
 
 # %% [markdown]
-# ## 1. The task and its features
+# ## 1. The task, its features, and a split in time
 #
 # Each row of our table is one grid point at one time step. The **features** describe the local state
-# now: 2 m temperature, sea surface temperature (over land we use the air temperature instead of a
-# missing value), the two wind components and the wind speed, the land-sea mask, the orography,
-# latitude, season and hour of day (as sine and cosine, so December sits next to January), how much
-# it rained in this step and whether that was above the threshold. The **target** is whether it rains more than 0.1 mm in the *next* time step.
+# now: 2 m temperature, sea surface temperature (over land the air temperature instead of a missing
+# value), the two wind components and the wind speed, the land-sea mask, the orography, latitude,
+# season, the hour in UTC and the *local solar* hour (as sine and cosine, so December sits next to
+# January and 23:00 next to midnight), how much it rained in this step and whether that was above the
+# threshold. The **target** is whether it rains more than 0.1 mm in the *next* time step.
 #
 # The function below builds both *lazily* from an `xarray.Dataset`: nothing is read until a result is
 # asked for. It is the same function for one month in memory and for three years on disk.
 
 # %%
 #| label: features-code
-FEATURES = ["t2m", "sst", "u10", "v10", "wind", "lsm", "z", "sin_lat", "cos_lat",
-            "sin_doy", "cos_doy", "sin_hour", "cos_hour", "rain_now", "wet_now"]
+FEATURES = ["t2m", "sst", "u10", "v10", "wind", "lsm", "z", "sin_lat", "cos_lat", "sin_doy", "cos_doy",
+            "sin_hour", "cos_hour", "sin_solar", "cos_solar", "rain_now", "wet_now"]
+RAIN_NOW = ["rain_now", "wet_now"]                  # the "rain now" features (the ablation drops them)
 
 
 def features(ds):
@@ -79,14 +86,16 @@ def features(ds):
         return da.broadcast_to(a, shape, chunks=chunks).reshape(-1)
 
     doy = 2 * np.pi * now.time.dt.dayofyear.values[:, None, None] / 365.25
-    hour = 2 * np.pi * now.time.dt.hour.values[:, None, None] / 24
+    utc = now.time.dt.hour.values[:, None, None]
+    solar = 2 * np.pi * (utc + now.longitude.values[None, None, :] / 15) / 24    # local solar time
+    hour = 2 * np.pi * utc / 24
     lat = np.radians(now.latitude.values)[None, :, None]
     cols = {
         "t2m": now.t2m.data, "sst": now.sst.fillna(now.t2m).data, "u10": now.u10.data, "v10": now.v10.data,
         "wind": np.hypot(now.u10, now.v10).data, "lsm": now.lsm.data[None], "z": now.z.data[None],
         "sin_lat": np.sin(lat), "cos_lat": np.cos(lat), "sin_doy": np.sin(doy), "cos_doy": np.cos(doy),
-        "sin_hour": np.sin(hour), "cos_hour": np.cos(hour), "rain_now": np.log1p(1000 * now.tp.data),
-        "wet_now": 1000 * now.tp.data > RAIN_MM,
+        "sin_hour": np.sin(hour), "cos_hour": np.cos(hour), "sin_solar": np.sin(solar),
+        "cos_solar": np.cos(solar), "rain_now": np.log1p(1000 * now.tp.data), "wet_now": 1000 * now.tp.data > RAIN_MM,
     }
     X = da.stack([column(cols[name]) for name in FEATURES], axis=1).rechunk({1: -1})
     rain_next = ds.tp.isel(time=slice(1, None)).data * 1000 > RAIN_MM
@@ -95,121 +104,186 @@ def features(ds):
 
 
 def open_dataset(files, steps_per_block=None):
-    return xr.open_mfdataset(files, chunks={"time": steps_per_block or -1}, data_vars="minimal",
-                             coords="minimal", compat="override")
+    return xr.open_mfdataset(files, preprocess=era5.normalise, chunks={"time": steps_per_block or -1},
+                             data_vars="minimal", coords="minimal", compat="override")
 
 
 # %% [markdown]
-# ## 2. scikit-learn in ten minutes
+# **Why split in time, never at random.** Weather is *autocorrelated*: the rain at a grid point now is
+# much like the rain there twelve hours ago, and like the rain at the neighbouring points. A random
+# split of the rows puts, for almost every test row, a training row from the same time step one grid
+# point away, and one from the same point one step earlier: near-duplicates. The score then measures
+# how well the model remembers, not how well it forecasts. So every split in this lab is in time:
+# train on an earlier period, test on a later one, with a **gap of at least a day** between them, so
+# that the weather systems of the last training days have gone. Space needs nothing more here: a test
+# period covers every grid point, and no grid point of it was seen at any time of that period.
+#
+# **Skill, not accuracy.** Rain is the exception at most places, and it persists, so two trivial
+# forecasts are hard to beat: *persistence* (rain next if it rains now) and *climatology* (the wet
+# frequency at this grid point and hour, from the training period). We score the *probability* of
+# rain with the **Brier score**, the mean of (p − outcome)², and report the **Brier skill score**
+# BSS = 1 − BS / BS(reference): 0 is no better than the reference, 1 is perfect, negative is worse.
+# The **ROC AUC** says how well the probabilities rank wet steps above dry ones (0.5 = no better than
+# chance). Accuracy (p > 0.5 counts as "rain") stays only as a column: it cannot tell a forecast that
+# is almost right from one that is sure and wrong. The sums these scores need are additive over
+# blocks, so the same function scores a month in memory and years on a cluster, lazily:
+
+# %%
+#| label: skill-code
+NBINS = 200                        # the ROC curve from counts of p in 200 bins: exact for 0/1 forecasts
+
+
+def _bin_counts(p, y):
+    """One block: how many wet and how many dry rows fall in each bin of p."""
+    i = np.minimum((p * NBINS).astype(int), NBINS - 1)
+    return np.stack([np.bincount(i, weights=y, minlength=NBINS), np.bincount(i, weights=1 - y, minlength=NBINS)])[None]
+
+
+def skill_parts(p, y):
+    """Lazy sums for the scores of forecast p (probability of rain) against outcomes y (0/1)."""
+    p, y = da.asarray(p).astype("f4"), da.asarray(y).astype("f4").rechunk(da.asarray(p).chunks)
+    counts = da.map_blocks(_bin_counts, p, y, new_axis=[1, 2], dtype="f8",
+                           chunks=((1,) * p.numblocks[0], (2,), (NBINS,))).sum(axis=0)
+    return {"n": y.size, "sq_error": ((p - y) ** 2).sum(), "right": ((p > 0.5) == (y > 0.5)).sum(),
+            "wet": counts[0], "dry": counts[1]}
+
+
+def skill(parts, references=()):
+    """Brier score, BSS against each reference (computed parts), ROC AUC, accuracy."""
+    bs = float(parts["sq_error"]) / parts["n"]
+    hit = np.concatenate([[0], np.cumsum(parts["wet"][::-1]) / parts["wet"].sum()])   # p above each threshold
+    false = np.concatenate([[0], np.cumsum(parts["dry"][::-1]) / parts["dry"].sum()])
+    out = {"Brier": bs}
+    for name, ref in references:
+        out[f"BSS vs {name}"] = 1 - bs / (float(ref["sq_error"]) / ref["n"])
+    out["ROC AUC"] = float(np.trapezoid(hit, false))
+    out["accuracy"] = float(parts["right"]) / parts["n"]
+    return out
+
+
+# %% [markdown]
+# ## 2. scikit-learn in ten minutes, on one month
 #
 # Every scikit-learn model is an **estimator**: you create it with its settings, `fit(X, y)` learns
-# from data, `predict(X)` answers for new rows, and `score(X, y)` measures the answer (accuracy for a
-# classifier). A **pipeline** chains steps, here a scaler (every feature to mean 0, standard deviation 1)
-# and a logistic regression, so that the scaling learnt on the training data is applied, unchanged, to
-# the test data. We keep a quarter of the rows back as a **test set** that the model never sees.
+# from data, `predict_proba(X)` gives the probability of each class for new rows. A **pipeline** chains
+# steps, here a scaler (every feature to mean 0, standard deviation 1) and a logistic regression, so
+# that the scaling learnt on the training data is applied, unchanged, to the test data.
 #
-# One month fits in memory easily, so we load it as NumPy arrays and, to keep the demonstration quick,
-# take a random sample of its rows.
+# One month fits in memory easily. We train on its first 70 % of time steps, skip a day, and test on
+# the rest. To keep the demonstration quick we fit on every fourth row of the training period (a thinned
+# sample over every time step, not a split).
 
 # %%
 #| label: sklearn-basics
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 with open_dataset(files[:1]) as month:
-    X_month, y_month = dask.compute(*features(month), scheduler="threads")
-rows = np.random.default_rng(0).choice(len(y_month), size=min(len(y_month), 200_000), replace=False)
-X_tr, X_te, y_tr, y_te = train_test_split(X_month[rows], y_month[rows], test_size=0.25, random_state=0)
+    steps_per_day = int(np.timedelta64(1, "D") / (month.time.values[1] - month.time.values[0]))
+    n_early = int(0.7 * month.time.size)
+    early, late = month.isel(time=slice(0, n_early)), month.isel(time=slice(n_early + steps_per_day, None))
+    month_gap = late.time.values[0] - early.time.values[-1]   # last training target -> first test row
+    (X_tr, y_tr), (X_te, y_te) = dask.compute(features(early), features(late), scheduler="threads")
 
 model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500))
 t0 = time.perf_counter()
-model.fit(X_tr, y_tr)
+model.fit(X_tr[::4], y_tr[::4])
 fit_s = time.perf_counter() - t0
-always_dry = 1 - y_te.mean()                             # accuracy of "it never rains"
-persistence = ((X_te[:, FEATURES.index("wet_now")] > 0.5) == y_te).mean()
-month_scores = {"always dry": always_dry, "persistence (rain next if it rains now)": persistence,
-                "logistic regression": model.score(X_te, y_te)}
-print(f"one month: {X_month.shape[0]:,} rows × {X_month.shape[1]} features, {X_month.nbytes / 2**20:.0f} MiB; "
-      f"fit on {len(y_tr):,} rows in {fit_s:.2f} s")
-course.table([{"model (one month)": k, "test accuracy": f"{v:.3f}"} for k, v in month_scores.items()])
+wet_now = X_te[:, FEATURES.index("wet_now")]
+(dry_parts, persist_parts, model_parts), = dask.compute(
+    [skill_parts(np.zeros(len(y_te)), y_te), skill_parts(wet_now, y_te),
+     skill_parts(model.predict_proba(X_te)[:, 1], y_te)], scheduler="threads")
+refs = [("persistence", persist_parts)]
+month_scores = {"always dry": skill(dry_parts, refs), "persistence": skill(persist_parts, refs),
+                "logistic regression": skill(model_parts, refs)}
+print(f"one month: train {early.time.size - 1} steps, gap {month_gap / np.timedelta64(1, 'h'):.0f} h, "
+      f"test {late.time.size - 1} steps; fit on {len(y_tr[::4]):,} rows in {fit_s:.2f} s")
+course.table([{"model (one month)": k, **{c: f"{v:.3f}" for c, v in s.items()}} for k, s in month_scores.items()])
 
 # %% [markdown]
-# The model beats "always dry" by far, so the target is learnable from these features, and it at
-# least matches persistence, a hard trivial forecast to beat for rain: most of what a linear model
-# learns here is "rain tends to go on". (Always check this first. A model that cannot beat the
-# trivial forecasts on one month will not beat them on ten years either.) `predict` gives the class, `predict_proba` the probability of rain:
+# Read the columns from right to left. By accuracy the model barely separates from persistence. The
+# Brier score tells them apart: persistence says 0 or 1 and is sometimes sure and wrong, which the
+# squared error punishes, while the model says "70 %" where rain is likely to go on and "10 %" where
+# it is not. Its ROC AUC says how well its probabilities rank the wet steps above the dry ones.
+# `predict` gives the class, `predict_proba` the probability:
 
 # %%
 #| label: predict
-print("predicted:", model.predict(X_te[:8]))
-print("observed: ", y_te[:8])
 print("P(rain):  ", model.predict_proba(X_te[:8])[:, 1].round(2))
+print("observed: ", y_te[:8])
 
 # %% [markdown]
 # ## 3. Compute-bound: many fits on data that fit
 #
-# Choosing a model's settings (its *hyper-parameters*) means fitting it many times: a grid search
-# tries every combination, each with k-fold cross-validation. The data fit in memory; the *work* is
-# the problem. Each fit is independent, so this is embarrassingly parallel, and scikit-learn runs the
-# fits through **joblib**. `joblib.parallel_backend("dask")` sends them to a Dask cluster instead of
-# local processes: the same code then uses every worker of a cluster, on one machine or on many.
+# Choosing a model's settings (its *hyper-parameters*) means fitting it many times: a grid search tries
+# every combination, each with cross-validation. The data fit in memory; the *work* is the problem.
+# Each fit is independent, so this is embarrassingly parallel, and scikit-learn runs the fits through
+# **joblib**. `joblib.parallel_config` chooses where they run: one core, local worker processes
+# (joblib's `loky` backend, `n_jobs` = the usable cores), or a Dask cluster (`backend="dask"`), which on
+# one machine is the same idea and on many machines is the only one of the three that scales out.
 #
-# We search a random forest (a model whose single fit is slow enough to be worth spreading) on a
-# sample of the month, once on one core and once on the cluster.
+# Cross-validation must respect time too: `TimeSeriesSplit` trains on earlier rows and validates on
+# later ones, with `gap` rows (a day) in between. We search a random forest on a sample of grid points
+# (every 80th, at every time step of the training weeks), scored by the Brier score.
 
 # %%
 #| label: grid-search
-import joblib
 from sklearn.ensemble import RandomForestClassifier
-from sklearn.model_selection import GridSearchCV
+from sklearn.model_selection import GridSearchCV, TimeSeriesSplit
 
-rng = np.random.default_rng(0)
-pick = rng.choice(len(y_tr), size=min(len(y_tr), 8_000), replace=False)
+points = X_tr.shape[0] // (early.time.size - 1)
+every = 80                                            # every 80th grid point, at every time step
+Xg = X_tr.reshape(-1, points, len(FEATURES))[:, ::every].reshape(-1, len(FEATURES))
+yg = y_tr.reshape(-1, points)[:, ::every].ravel()
+cv = TimeSeriesSplit(n_splits=3, gap=steps_per_day * len(range(0, points, every)))   # a day of rows
 grid = {"max_depth": [6, 12], "max_features": [0.3, 0.6]}
 forest = RandomForestClassifier(n_estimators=20, random_state=0, n_jobs=1)
 
-t0 = time.perf_counter()
-serial = GridSearchCV(forest, grid, cv=3, n_jobs=1).fit(X_tr[pick], y_tr[pick])
-serial_s = time.perf_counter() - t0
+
+def search(**config):        # joblib's configuration is per thread: set it inside the function
+    with joblib.parallel_config(**config):
+        return GridSearchCV(forest, grid, cv=cv, scoring="neg_brier_score").fit(Xg, yg)
+
+
+runs = {}
+for label, config in [("one core", {"n_jobs": 1}), (f"loky, n_jobs={N}", {"backend": "loky", "n_jobs": N})]:
+    t0 = time.perf_counter()
+    runs[label] = (search(**config), time.perf_counter() - t0, 1 if config["n_jobs"] == 1 else N)
 
 client = clusters.client(n_workers=N_WORKERS, threads_per_worker=1)
 print(f"dashboard: {client.dashboard_link}")
 idle_rss = ml.idle_worker_bytes(client)     # measured here, used in section 4 to size the memory limit
-
-
-def search_on_cluster():     # joblib's backend is chosen per thread, so inside the function
-    with joblib.parallel_backend("dask", wait_for_workers_timeout=60):
-        return GridSearchCV(forest, grid, cv=3, n_jobs=-1).fit(X_tr[pick], y_tr[pick])
-
-
 t0 = time.perf_counter()     # joblib waits for Dask by itself: ml.call_with_deadline gives it a deadline
-parallel = ml.call_with_deadline(client, search_on_cluster, "the grid search on the cluster")
-parallel_s = time.perf_counter() - t0
-n_fits = 3 * len(grid["max_depth"]) * len(grid["max_features"]) + 1
-grid_rows = [{"run": "one core (n_jobs=1)", "workers": 1, "time": f"{serial_s:.1f} s", "speed-up": "1.00"},
-             {"run": "Dask cluster (joblib backend)", "workers": N_WORKERS, "time": f"{parallel_s:.1f} s",
-              "speed-up": f"{serial_s / parallel_s:.2f}"}]
-print(f"{n_fits} fits; best {parallel.best_params_}, CV accuracy {parallel.best_score_:.3f}\n{course.hardware()}")
-course.table(grid_rows)
+dask_search = ml.call_with_deadline(client, lambda: search(backend="dask", wait_for_workers_timeout=60),
+                                    "the grid search on the cluster")
+runs[f"Dask, {N_WORKERS} workers"] = (dask_search, time.perf_counter() - t0, N_WORKERS)
+serial_s = runs["one core"][1]
+n_fits = cv.get_n_splits() * len(grid["max_depth"]) * len(grid["max_features"]) + 1
+print(f"{n_fits} fits on {len(yg):,} rows; best {dask_search.best_params_}")
+print(f"{course.hardware()}\n{bench.load()}")
+course.table([{"joblib backend": k, "processes": p, "time": f"{s:.1f} s", "speed-up": f"{serial_s / s:.2f}"}
+              for k, (_, s, p) in runs.items()])
 
 # %% [markdown]
-# The best settings are the same either way (the check cell tests it); only the time differs. The
-# speed-up is at most the number of workers, less when the machine is busy or the fits are short
-# compared with shipping the data to the workers. joblib submits the fits and waits for them itself,
-# so the lab's usual deadline cannot reach inside; `ml.call_with_deadline` runs the search in a
-# thread and cancels its tasks on the cluster if it takes longer than the deadline.
+# The best settings are the same in every run (the check cell tests it); only the time differs. On one
+# machine, loky and Dask use the same cores, so neither can beat the other by much: the speed-up is at
+# most the number of processes, less when the machine is busy or the fits are short compared with
+# shipping the data. Dask's advantage is elsewhere: the same line uses every worker of a cluster of
+# many machines. joblib submits the fits and waits for them itself, so the lab's usual deadline cannot
+# reach inside; `ml.call_with_deadline` runs the search in a thread and cancels its tasks on the cluster
+# if it takes longer than the deadline.
 #
 # **When the data fit but the fitting is slow, parallelise the fits.** When the data do not fit, no
 # amount of parallel fitting helps: the model has to see the data in pieces.
 
 # %% [markdown]
-# ## 4. Data-bound: training on more data than the workers may hold
+# ## 4. Data-bound: training in pieces, memory measured
 #
-# Now the whole dataset. We open every file lazily, in **blocks** of a few time steps, and build the
-# same features. The block size comes from a target size for one block of features (tens of MiB, as
-# in episode 04), not from this machine.
+# Now every file, opened lazily in **blocks** of a few time steps. The block size comes from a target
+# size for one block of features (tens of MiB, as in episode 04), not from this machine. The split is
+# by months: the first three quarters of the files train, the rest test, and the test period starts a
+# day after the first test file begins.
 
 # %%
 #| label: lazy-features
@@ -217,38 +291,40 @@ BLOCK_BYTES = 32 * 2**20                          # one block of features: tens 
 with xr.open_dataset(files[0]) as first:
     points = first.latitude.size * first.longitude.size
 steps_per_block = max(1, round(BLOCK_BYTES / (points * len(FEATURES) * 4)))
-ds = open_dataset(files, steps_per_block)
-X, y = features(ds)
-print(f"X: {X.shape[0]:,} rows × {X.shape[1]} features = {X.nbytes / 2**30:.2f} GiB (float32), "
-      f"in {X.numblocks[0]} blocks of {steps_per_block} time steps")
+n_train_files = min(len(files) - 1, max(1, round(0.75 * len(files))))
+ds_train = open_dataset(files[:n_train_files], steps_per_block)
+ds_test = open_dataset(files[n_train_files:], steps_per_block).isel(time=slice(steps_per_day, None))
+gap = ds_test.time.values[0] - ds_train.time.values[-1]       # last training target -> first test row
+X_train, y_train = features(ds_train)
+X_test, y_test = features(ds_test)
+period = lambda d: f"{str(d.time.values[0])[:10]} to {str(d.time.values[-1])[:10]}"
+print(f"train {period(ds_train)}: {X_train.shape[0]:,} rows × {X_train.shape[1]} = {X_train.nbytes / 2**30:.2f} GiB "
+      f"(float32), {X_train.numblocks[0]} blocks of {steps_per_block} steps")
+print(f"gap {gap / np.timedelta64(1, 'h'):.0f} h; test {period(ds_test)}: {X_test.shape[0]:,} rows")
 
 # %%
-X  # the lazy array itself (its own cell: the slides show only the line above)
+X_train  # the lazy array itself (its own cell: the slides show only the lines above)
 
 # %% [markdown]
 # **How much memory may a worker have?** Enough for what it holds when idle plus a few blocks in
-# flight, and no more: the point is to show that the workers stay under a limit much smaller than the
-# data. But what does *one block* cost? Its features are about 32 MiB of float32, yet building them makes
-# temporary arrays, the scaler and scikit-learn make float64 copies, and `partial_fit` needs its own
-# room. Rather than guess, we **measure** it: `ml.peak_on_worker` runs one block's whole pipeline
-# (read, features, scaling, `partial_fit`) as a single task on a worker and reads the worker's peak
-# memory above its idle level from the operating system.
+# flight, and no more. But what does *one block* cost? Its features are tens of MiB of float32, and
+# scikit-learn keeps float32 through the scaler and `SGDClassifier`, but building the features makes
+# temporary arrays (decoded variables, the stacked columns), and `partial_fit` needs its own room.
+# Rather than guess, we **measure** it: `ml.peak_on_worker` runs one block's whole pipeline (read,
+# features, scaling, `partial_fit`) as a single task on a worker and reads the worker's peak memory
+# above its idle level from the operating system.
 #
 # Then the limit. Each training call below hands the model `BLOCKS_PER_CALL` blocks; in the worst case
 # one worker holds all of them while it builds one more, so a worker needs room for
 # `k = BLOCKS_PER_CALL + 1` blocks above idle. Dask starts spilling a worker's data to disk at 70 % of its
 # limit and pauses it at 80 %, so the limit is that room divided by the spill fraction (read from Dask's
 # configuration): what we expect a worker to use sits at 70 %, and the margin up to 80 % is for what we
-# did not foresee. The table at the end of section 7 shows how much of that margin each step used.
-#
-# The same limit must hold for every later step, so each is built to
-# keep only a few blocks per worker: training takes `BLOCKS_PER_CALL` blocks per call; the scaler and the
-# maps are reductions, where Dask starts about one block per worker thread at a time (root-task queuing,
-# episode 04) and keeps only small partial results; the samples read a few blocks, never all.
+# did not foresee.
 
 # %%
 #| label: memory-budget
 from sklearn.base import clone
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import SGDClassifier
 
 sgd = SGDClassifier(loss="log_loss", alpha=1e-5, average=True, random_state=0)
@@ -260,163 +336,352 @@ def one_block(Xb, yb):
     clone(sgd).partial_fit(StandardScaler().fit_transform(Xb), yb, classes=[0, 1])
 
 
-block_cost = max(ml.peak_on_worker(client, one_block, X.blocks[i], y.blocks[i])
-                 for i in (0, X.numblocks[0] // 2))           # two blocks: the first, one mid-period
+block_cost = max(ml.peak_on_worker(client, one_block, X_train.blocks[i], y_train.blocks[i])
+                 for i in (0, X_train.numblocks[0] // 2))     # two blocks: the first, one mid-period
 BLOCKS_PER_CALL = N_WORKERS                          # blocks per training call: one per worker
 k = BLOCKS_PER_CALL + 1                              # the call's blocks + the one being built
 spill = dask.config.get("distributed.worker.memory.spill")    # 0.7 unless configured
 memory_limit = int((max(idle_rss) + k * block_cost) / spill)
 budget = memory_limit - max(idle_rss)                # what a worker may use above idle
 client.close()                                       # the next cluster has this limit
-print(f"one block: {max(X.chunks[0]) * len(FEATURES) * 4 / 2**20:.0f} MiB of features, "
+print(f"one block: {max(X_train.chunks[0]) * len(FEATURES) * 4 / 2**20:.0f} MiB of features, "
       f"measured peak {block_cost / 2**20:.0f} MiB")
 print(f"limit = (idle {max(idle_rss) / 2**20:.0f} MiB + {k} × {block_cost / 2**20:.0f} MiB) / {spill}"
       f" = {memory_limit / 2**20:,.0f} MiB per worker, {N_WORKERS} workers")
 
 # %% [markdown]
-# `dask_ml` mirrors scikit-learn's tools for Dask arrays. Its `train_test_split` splits every block
-# at random (no row moves between blocks, so nothing is loaded), and its `StandardScaler` learns the
-# means and standard deviations in one pass over the data. Then the model: `SGDClassifier` (a logistic
-# regression trained by stochastic gradient descent) has a `partial_fit` method that updates the model
-# with one batch of rows (`average=True` keeps the average of the weights over the pass, which is
-# much steadier after a single pass than the last weights). `Incremental` wraps it and calls `partial_fit` on one block after another.
+# **Is this data set larger than memory?** Compare the training features with what the workers may
+# hold together. The sentence below is chosen by the measurement, at whatever size the lab runs:
+
+# %%
+#| label: headline
+combined = N_WORKERS * memory_limit
+ratio = X_train.nbytes / combined
+print(f"training features {X_train.nbytes / 2**20:,.0f} MiB; workers' combined limit "
+      f"{N_WORKERS} × {memory_limit / 2**20:,.0f} = {combined / 2**20:,.0f} MiB (ratio {ratio:.1f})")
+if ratio >= 1:
+    print(textwrap.fill(f"The training features are {ratio:.1f} times what the workers may hold together: "
+                        f"they cannot be held at once, and training block by block is the only way "
+                        f"through them on this cluster.", 100))
+else:
+    print(textwrap.fill(f"At this size ({course.size()}) the training features FIT in the workers' combined "
+                        f"limit ({ratio:.0%} of it): nothing here needs out-of-core training. What this run "
+                        f"shows is the method, and that the peak stays flat while the rows grow 4×; "
+                        f"COURSE_SIZE=workshop is the run whose training data are at least 4× the limits.", 100))
+
+# %% [markdown]
+# `dask_ml` mirrors scikit-learn's tools for Dask arrays. Its `StandardScaler` learns the means and
+# standard deviations in one pass over the data. `SGDClassifier` (a logistic regression trained by
+# stochastic gradient descent) has a `partial_fit` method that updates the model with one batch of rows
+# (`average=True` keeps the average of the weights over the pass, much steadier after a single pass).
+# `Incremental` wraps it and calls `partial_fit` on one block after another.
 #
-# `Incremental.fit(X, y)` would walk through all blocks in one computation. But the blocks can be
-# read and prepared faster than the model, a chain, can eat them, and Dask would read ahead and hold
-# the blocks waiting their turn: memory would grow with the data. So we hand `Incremental.partial_fit`
-# `BLOCKS_PER_CALL` blocks at a time (one per worker), in a shuffled order: the workers read those
-# blocks in parallel, the model learns from them, and only then are the next ones read. That bounds the
-# read-ahead, and so the memory, whatever the size of the data.
+# `Incremental.fit(X, y)` would walk through all blocks in one computation. But the blocks can be read
+# faster than the model, a chain, can eat them, and Dask may read ahead and hold blocks waiting their
+# turn. So we hand `Incremental.partial_fit` `BLOCKS_PER_CALL` blocks at a time (one per worker), in a
+# shuffled order: the workers read those blocks in parallel, the model learns from them, and only then
+# are the next ones read. That bounds the read-ahead, and so the memory, whatever the size of the data.
 #
-# dask-ml starts these computations itself (`dask.compute` inside `fit`). So that they too have a
-# deadline and say what went wrong instead of hanging, we run each step inside `steps(...)` (an
-# `ml.Steps`): every computation in the block goes through the same watch as `clusters.compute`, and
-# the peak memory of every worker process is sampled from the operating system while it runs.
+# **The proof is a measurement.** We train three times, on ¼, ½ and all of the training blocks, and read
+# each worker's peak memory from the operating system, with what Dask spilled to disk. Then, for the
+# contrast, one `Incremental.fit` over every block in a single call, under a deadline.
+#
+# dask-ml starts these computations itself (`dask.compute` inside `fit`). So that they too have a deadline
+# and say what went wrong instead of hanging, each step runs inside `steps(...)` (an `ml.Steps`): every
+# computation in the block goes through the same watch as `clusters.compute`, and the peak memory of
+# every worker process is sampled from the operating system while it runs.
 
 # %%
 #| label: incremental-train
-from dask_ml.model_selection import train_test_split as dask_split
 from dask_ml.preprocessing import StandardScaler as DaskScaler
 from dask_ml.wrappers import Incremental
 
+
+def disk_writes(dask_worker):     # bytes this worker has spilled to disk so far (its own counters)
+    return sum(v for key, v in dask_worker.digests_total.items()
+               if isinstance(key, tuple) and "disk-write" in key and "bytes" in key)
+
+
 client = clusters.client(n_workers=N_WORKERS, threads_per_worker=1, memory_limit=memory_limit, local_only=True)
 steps = ml.Steps(client)      # each step: a deadline, its time, every worker's peak memory
-X_train, X_test, y_train, y_test = dask_split(X, y, test_size=0.2, random_state=0)
 with steps("scaler: one pass"):
     scaler = DaskScaler().fit(X_train)
-
-incremental = Incremental(clone(sgd), scoring="accuracy", random_state=0)
 X_scaled = scaler.transform(X_train)
 order = np.random.default_rng(0).permutation(X_scaled.numblocks[0])   # blocks in a shuffled order
-sampler = clusters.WorkerMemorySampler()
-idle_now = sum(ml.idle_worker_bytes(client))
-with steps("training: one pass"), sampler.sample("training"):
-    t0 = time.perf_counter()
-    for i in range(0, len(order), BLOCKS_PER_CALL):  # a few blocks per call: read in parallel, fit in turn
-        some = order[i:i + BLOCKS_PER_CALL]
-        incremental.partial_fit(X_scaled.blocks[some], y_train.blocks[some], classes=[0, 1])
-    train_s = time.perf_counter() - t0
-peak = max(b for _, b in sampler.samples["training"])
-n_train = X_train.shape[0]
-train_rows = [
-    {"quantity": "training features (float32)", "value": f"{X_train.nbytes / 2**20:,.0f} MiB"},
-    {"quantity": "worker memory limit × workers", "value": f"{memory_limit / 2**20:,.0f} MiB × {N_WORKERS}"},
-    {"quantity": "idle workers (sum, OS)", "value": f"{idle_now / 2**20:,.0f} MiB"},
-    {"quantity": "peak of the workers while training (sum, OS)", "value": f"{peak / 2**20:,.0f} MiB"},
-    {"quantity": "training time", "value": f"{train_s:.1f} s"},
-    {"quantity": "throughput", "value": f"{n_train / train_s:,.0f} samples/s"},
-]
-print(course.hardware())
-course.table(train_rows)
+idle_now = ml.idle_worker_bytes(client)
+runs_memory = []
+for share in (4, 2, 1):                              # ¼, ½ and all of the training blocks
+    blocks = order[:max(1, len(order) // share)]
+    incremental = Incremental(clone(sgd), random_state=0)
+    spilled_before = client.run(disk_writes)
+    what = f"training on {'all' if share == 1 else f'1/{share}'} of the blocks"
+    with steps(what):
+        t0 = time.perf_counter()
+        for i in range(0, len(blocks), BLOCKS_PER_CALL):  # a few blocks per call: read in parallel, fit in turn
+            some = blocks[i:i + BLOCKS_PER_CALL]
+            incremental.partial_fit(X_scaled.blocks[some], y_train.blocks[some], classes=[0, 1])
+        seconds = time.perf_counter() - t0
+    spilled = sum(client.run(disk_writes).values()) - sum(spilled_before.values())
+    runs_memory.append({"run": what, "rows": sum(X_train.chunks[0][b] for b in blocks), "spilled": spilled,
+                        "peaks": [p for _, p in sorted(steps.peak[what].items())], "seconds": seconds})
+n_train = runs_memory[-1]["rows"]
 
-# %% [markdown]
-# Look at the numbers: the workers' peak stays near the idle memory plus a few blocks, while the model
-# has seen every training row. The data could be ten times larger and the peak would not move, only
-# the time. (With `COURSE_SIZE=workshop` the training features are many times the memory the workers
-# may use.)
+spilled_before = client.run(disk_writes)
+one_fit = Incremental(clone(sgd), random_state=0)
+try:                                                 # the contrast: every block in one call
+    with steps("one Incremental.fit over all blocks"):
+        t0 = time.perf_counter()
+        one_fit.fit(X_scaled, y_train, classes=[0, 1])
+        one_fit_outcome = f"finished in {time.perf_counter() - t0:.0f} s"
+except clusters.ClusterTrouble as err:
+    one_fit_outcome = f"stopped: {textwrap.shorten(str(err), 80, placeholder=' …')}"
+one_fit_peaks = [p for _, p in sorted(steps.peak.get("one Incremental.fit over all blocks", {}).items())]
+one_fit_spilled = sum(client.run(disk_writes).values()) - sum(spilled_before.values())
+print(f"one Incremental.fit over all blocks: {one_fit_outcome}")
 
 # %%
-#| label: fig-memory
-#| fig-cap: "Memory of the worker processes (sum, from the operating system) while the model trains block by block, against the idle workers and the sum of their memory limits."
-#| fig-alt: "Line chart of worker memory in MiB against seconds during training. The line stays flat a little above the dashed idle line and far below the dotted line of the workers' combined memory limit."
-t, b = np.array(sampler.samples["training"]).T
-fig, ax = plt.subplots(figsize=(10, 4.2))
-ax.plot(t, b / 2**20, label="workers while training")
-ax.axhline(idle_now / 2**20, ls="--", color="0.4", label="idle workers")
-ax.axhline(N_WORKERS * memory_limit / 2**20, ls=":", color="k", label="memory limit × workers")
-ax.set(xlabel="seconds", ylabel="MiB", ylim=(0, 1.1 * N_WORKERS * memory_limit / 2**20))
-ax.legend(loc="lower right")
+#| label: memory-vs-rows
+mib = lambda b: f"{b / 2**20:,.0f}"
+rows = [{"training": r["run"].replace("training on ", ""), "rows": f"{r['rows']:,}",
+         "features (MiB)": mib(r["rows"] * len(FEATURES) * 4),
+         "each worker's peak (MiB, OS)": " / ".join(mib(p) for p in r["peaks"]),
+         "of its limit": f"{max(r['peaks']) / memory_limit:.0%}", "spilled (MiB)": mib(r["spilled"])}
+        for r in runs_memory]
+rows.append({"training": "one fit() call, all", "rows": f"{n_train:,}", "features (MiB)": mib(X_train.nbytes),
+             "each worker's peak (MiB, OS)": " / ".join(mib(p) for p in one_fit_peaks) or "n/a",
+             "of its limit": f"{max(one_fit_peaks, default=0) / memory_limit:.0%}",
+             "spilled (MiB)": mib(one_fit_spilled)})
+growth = max(runs_memory[-1]["peaks"]) - max(runs_memory[0]["peaks"])
+FLAT_MARGIN = block_cost                             # "flat": within the measured cost of one block
+print(f"limit {mib(memory_limit)} MiB per worker, idle {' / '.join(mib(b) for b in idle_now)} MiB")
+print(f"{course.hardware()}\n{bench.load()}")
+course.table(rows)
+print(textwrap.fill(
+    f"Rows ×{n_train / runs_memory[0]['rows']:.0f}: the highest worker peak moved by {growth / 2**20:+,.0f} MiB, "
+    + (f"within the margin of one block ({mib(FLAT_MARGIN)} MiB): flat." if abs(growth) <= FLAT_MARGIN
+       else f"more than one block ({mib(FLAT_MARGIN)} MiB): NOT flat; look at the blocks per call."), 100))
+
+# %%
+#| label: fig-memory-vs-rows
+#| fig-cap: "Each worker's peak memory (from the operating system) while the model trains on a quarter, a half and all of the training blocks, against the number of training rows; the dashed line is the worker's memory limit."
+#| fig-alt: "Scatter plot of peak worker memory in MiB against training rows. For each worker the three points at a quarter, half and all of the rows lie on a nearly horizontal line, far below the dashed memory-limit line; the training features themselves grow fourfold."
+fig, ax = plt.subplots(figsize=(9, 3.8))
+for w in range(N_WORKERS):
+    ax.plot([r["rows"] for r in runs_memory], [r["peaks"][w] / 2**20 for r in runs_memory], "o-",
+            label=f"worker {w + 1}: peak")
+ax.plot([r["rows"] for r in runs_memory], [r["rows"] * len(FEATURES) * 4 / 2**20 for r in runs_memory], "s:",
+        color="0.5", label="training features")
+ax.axhline(memory_limit / 2**20, ls="--", color="k", label="memory limit per worker")
+ax.set(xlabel="training rows", ylabel="MiB", ylim=(0, None))
+ax.legend(loc="upper left", fontsize=9)
+bench.stamp(fig)
 plt.show()
 
 # %% [markdown]
-# ## 5. Same model, honest comparison
-#
-# A score means little alone. We compare four models on the **same** test rows (a sample of the test
-# set small enough to hold in memory):
-#
-# - *always dry*: the climatological answer for most points;
-# - *persistence*: rain in the next step if it rains now;
-# - *scikit-learn in memory*: the same scaler and linear model, trained on a subsample of the training
-#   rows that fits in memory (all a single machine could do without Dask);
-# - *dask-ml `Incremental`*: trained on every training row, block by block (its `predict` also works
-#   block by block on Dask arrays, like `ParallelPostFit` below);
-# - *xgboost.dask* (gradient-boosted trees, trained across the workers): see section 7.
-#
-# Reading a sample must not read everything: we take rows from a few blocks spread evenly over the
-# whole period (every season, every year), every `m`-th row of each, so that a sample is about as many
-# rows as one block, which we know fits: we measured what a worker needs to process one block. The
-# test sample scores every model; the training sample is what "in memory" trains on.
-
-# %%
-#| label: samples
-m = min(X.numblocks[0], 16)                               # blocks in the sample, spread over the period
-picked = np.linspace(0, X.numblocks[0] - 1, m).round().astype(int)
-
-
-def sample(a):
-    return da.concatenate([a.blocks[i][::m] for i in picked])   # every m-th row of each picked block
-
-
-with steps("samples: a few blocks"):
-    Xt, yt, Xs, ys = dask.compute(sample(X_test), sample(y_test), sample(X_train), sample(y_train))
-in_memory = make_pipeline(StandardScaler(), clone(sgd))
-t0 = time.perf_counter()
-in_memory.fit(Xs, ys)
-in_memory_s = time.perf_counter() - t0
-print(f"test sample {len(yt):,} rows; in-memory training sample {len(ys):,} rows ({Xs.nbytes / 2**20:.0f} MiB)")
+# Read the table: the rows grow fourfold, each worker's peak does not, and nothing was spilled. That is
+# what out of core means: memory is set by the block size and the blocks per call, not by the data.
+# The single `fit` call is the contrast: it hands Dask the whole chain at once, and how far Dask reads
+# ahead then depends on its scheduler, not on us; its row in the table says what it did here.
 
 # %% [markdown]
-# ## 6. Predicting at scale, back onto the map
+# ## 5. Without Dask: one machine's memory, and a plain loop
 #
-# `ParallelPostFit` wraps any fitted scikit-learn estimator so that `predict` and `predict_proba`
-# return lazy Dask arrays, computed block by block on the workers. Here we wrap a pipeline of the
-# learnt scaling and the trained model, predict the probability of rain for every row of the dataset,
-# and reshape it back to (time, latitude, longitude): an `xarray.DataArray` with the coordinates of the
-# data. One reduction then gives the map of how often the model expects rain, next to how often it
-# rained.
+# Is Dask needed at all? Two fair rivals, on the same training period:
+#
+# - **scikit-learn in memory**, with a learning curve: the same scaler and model (`fit`, several
+#   passes), trained on more and more rows, up to what fits comfortably in this process
+#   (`IN_MEMORY_BYTES` of features; all of the training rows when they fit). The rows are whole blocks
+#   spread evenly over the training period, so every season is in every sample.
+# - **a plain loop over the files**, no cluster: open one month, build its rows in this process,
+#   `partial_fit`, next month (in a shuffled order, as `Incremental` took its blocks). The same
+#   algorithm as `Incremental`, with one month in memory at a time.
 
 # %%
-#| label: parallel-post-fit
+#| label: in-memory
+IN_MEMORY_BYTES = 2**30                              # features a laptop holds comfortably: 1 GiB
+every_block = int(np.ceil(X_train.nbytes / IN_MEMORY_BYTES))
+picked = np.arange(0, X_train.numblocks[0], every_block)
+X_mem, y_mem = dask.compute(X_train.blocks[picked], y_train.blocks[picked], scheduler="threads")  # no cluster
+in_memory_sgd = clone(sgd).set_params(max_iter=5, tol=None)   # 5 passes over the rows it holds
+curve = {}
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", ConvergenceWarning)       # 5 passes are what we asked for
+    for share in (64, 16, 4, 1):                              # every 64th row of the sample ... all of it
+        curve[len(y_mem[::share])] = make_pipeline(StandardScaler(), clone(in_memory_sgd)).fit(
+            X_mem[::share], y_mem[::share])
+    keep = [i for i, name in enumerate(FEATURES) if name not in RAIN_NOW]
+    ablation = make_pipeline(StandardScaler(), clone(in_memory_sgd)).fit(X_mem[:, keep], y_mem)
+in_memory = curve[len(y_mem)]
+
+plain = clone(sgd)                                   # the plain loop: no cluster, one month at a time
+plain_scaler = StandardScaler()
+t0 = time.perf_counter()
+for f in np.random.default_rng(0).permutation(n_train_files):   # months in a shuffled order, like the blocks
+    with xr.open_dataset(files[f]) as one:
+        Xm, ym = dask.compute(*features(one.load()), scheduler="sync")
+    plain.partial_fit(plain_scaler.partial_fit(Xm).transform(Xm), ym, classes=[0, 1])
+plain_s = time.perf_counter() - t0
+print(f"in memory: {len(y_mem):,} rows ({X_mem.nbytes / 2**20:,.0f} MiB, "
+      f"{len(y_mem) / n_train:.0%} of the training rows); plain loop over {n_train_files} files in {plain_s:.0f} s")
+del X_mem, Xm
+gc.collect()
+
+# %% [markdown]
+# The plain loop scales each month with the statistics seen so far (`partial_fit` of the scaler), a
+# small difference from the Dask model, which learnt its scaling in a first pass over everything.
+#
+# ## 6. Skill on the held-out period
+#
+# **Boosted trees on a cluster: `xgboost.dask`**, the maintained route for gradient boosting with Dask.
+# Install the CPU-only wheel, `pip install xgboost-cpu` (conda-forge: `py-xgboost-cpu`); the default
+# `xgboost` wheel on Linux pulls in NVIDIA's libraries. It loads its training data into the workers'
+# memory, so the training set must fit the cluster: we give it one whole block per worker, spread over
+# the training period, which the budget has room for.
+# `xgboost.dask.train` waits by itself, so `ml.call_with_deadline` gives it its deadline.
+
+# %%
+#| label: xgboost
+import xgboost
+import xgboost.dask
+
+xgb_blocks = np.linspace(0, X_train.numblocks[0] - 1, min(X_train.numblocks[0], N_WORKERS)).round().astype(int)
+params = {"objective": "binary:logistic", "tree_method": "hist", "max_depth": 6, "nthread": 1}
+
+
+def train_trees():
+    dtrain = xgboost.dask.DaskDMatrix(client, X_train.blocks[xgb_blocks], y_train.blocks[xgb_blocks])
+    return xgboost.dask.train(client, params, dtrain, num_boost_round=50)["booster"]
+
+
+with steps("xgboost.dask: a few blocks"):
+    t0 = time.perf_counter()
+    booster = ml.call_with_deadline(client, train_trees, "xgboost.dask training")
+    xgb_s = time.perf_counter() - t0
+xgb_rows = sum(X_train.chunks[0][b] for b in xgb_blocks)
+print(f"xgboost {xgboost.__version__}: {xgb_rows:,} rows, trained in {xgb_s:.1f} s")
+
+# %% [markdown]
+# Now every model, and the three baselines, on **every row of the test period**, in one lazy pass:
+# `ParallelPostFit` wraps a fitted scikit-learn estimator so that `predict_proba` returns a lazy Dask
+# array, computed block by block on the workers. The climatology is the wet frequency at each grid point
+# and hour of the day in the training period. The same pass maps the mean predicted probability next
+# to the observed frequency of rain, for the test period only.
+
+# %%
+#| label: score-pass
 from dask_ml.wrappers import ParallelPostFit
 from sklearn.preprocessing import StandardScaler as SkScaler
 
 fitted_scaler = SkScaler()
 for attr in ("mean_", "scale_", "var_", "n_samples_seen_", "n_features_in_"):
     setattr(fitted_scaler, attr, getattr(scaler, attr))
-predictor = ParallelPostFit(make_pipeline(fitted_scaler, incremental.estimator_))
-p_rain = predictor.predict_proba(X)[:, 1]                     # lazy: nothing computed yet
-grid_now = ds.t2m.isel(time=slice(0, -1))
-p_map = xr.DataArray(p_rain.reshape(grid_now.shape).rechunk(grid_now.chunks), coords=grid_now.coords,
-                     dims=grid_now.dims, name="p_rain")
-observed = (ds.tp.isel(time=slice(1, None)) * 1000 > RAIN_MM)
-with steps("maps: predict every row"):
-    predicted_freq, observed_freq = dask.compute(p_map.mean("time"), observed.mean("time"))
-print(p_map)
+lazy_p = lambda estimator, X=X_test: ParallelPostFit(estimator).predict_proba(X)[:, 1]
+
+wet_next = ds_train.tp.isel(time=slice(1, None)) * 1000 > RAIN_MM
+with steps("climatology: one pass"):
+    climate, = dask.compute(wet_next.groupby("time.hour").mean())
+grid_now = ds_test.t2m.isel(time=slice(0, -1))                 # the test rows' times, as the features have them
+hour_of = np.searchsorted(climate.hour.values, ds_test.time.dt.hour.values[1:])   # the target's hour
+hours = da.from_array(hour_of, chunks=(grid_now.chunks[0],))
+p_climate = da.blockwise(lambda h, c: c[h], "tij", hours, "t", da.from_array(climate.values.astype("f4")), "hij",
+                         dtype="f4", concatenate=True).reshape(-1).rechunk((X_test.chunks[0],))
+
+forecasts = {
+    "always dry": ("none", da.zeros_like(y_test, dtype="f4")),
+    "persistence (rain now)": ("none", X_test[:, FEATURES.index("wet_now")]),
+    "climatology (point, hour)": ("training period", p_climate),
+    "dask-ml Incremental SGD": (f"{n_train:,} rows, in blocks",
+                                lazy_p(make_pipeline(fitted_scaler, incremental.estimator_))),
+    "plain partial_fit loop": (f"{n_train:,} rows, month by month", lazy_p(make_pipeline(plain_scaler, plain))),
+    "scikit-learn in memory": (f"{len(y_mem):,} rows", lazy_p(in_memory)),
+    "in memory, without rain now": (f"{len(y_mem):,} rows", lazy_p(ablation, X_test[:, keep])),
+    "xgboost.dask trees": (f"{xgb_rows:,} rows", X_test.map_blocks(
+        lambda b, booster: booster.inplace_predict(b).astype("f4"), booster=booster, drop_axis=1, dtype="f4")),
+}
+forecasts |= {f"in memory, {n:,} rows": (f"{n:,} rows", lazy_p(m)) for n, m in curve.items() if m is not in_memory}
+p_map = xr.DataArray(forecasts["dask-ml Incremental SGD"][1].reshape(grid_now.shape).rechunk(grid_now.chunks),
+                     coords=grid_now.coords, dims=grid_now.dims, name="p_rain")
+with steps("scores: every test row"):
+    parts, predicted_freq, observed_freq = dask.compute(
+        {k: skill_parts(p, y_test) for k, (_, p) in forecasts.items()}, p_map.mean("time"),
+        (ds_test.tp.isel(time=slice(1, None)) * 1000 > RAIN_MM).mean("time"))
+refs = [("climatology", parts["climatology (point, hour)"]), ("persistence", parts["persistence (rain now)"])]
+scores = {k: skill(parts[k], refs) for k in forecasts}
+with ml.deadline(client, "the maps"):                # already computed above; this only makes sure
+    predicted_freq, observed_freq = predicted_freq.load(), observed_freq.load()
+map_corr = float(np.corrcoef(predicted_freq.values.ravel(), observed_freq.values.ravel())[0, 1])
+
+# %%
+#| label: skill-scores
+print(f"test period {period(ds_test)}: {int(parts['always dry']['n']):,} rows, every model on the same rows")
+short = {"BSS vs climatology": "BSS clim.", "BSS vs persistence": "BSS pers.", "ROC AUC": "AUC", "accuracy": "acc."}
+course.table([{"forecast": k, "trained on": forecasts[k][0].replace(" rows", ""),
+               **{short[c]: f"{v:.3f}" for c, v in scores[k].items() if c != "Brier"}}
+              for k in forecasts if not k.startswith("in memory, ") or "without" in k])
+
+# %%
+#| label: ablation-sentence
+inc = scores["dask-ml Incremental SGD"]
+full, without = scores["scikit-learn in memory"], scores["in memory, without rain now"]
+trees = scores["xgboost.dask trees"]
+print(textwrap.fill(
+    f"Without the rain-now features, the in-memory model's BSS against persistence goes from "
+    f"{full['BSS vs persistence']:.2f} to {without['BSS vs persistence']:.2f}, and against climatology from "
+    f"{full['BSS vs climatology']:.2f} to {without['BSS vs climatology']:.2f}. The trees, trained on "
+    f"{xgb_rows / n_train:.0%} of the rows, score {trees['BSS vs climatology']:.2f} against climatology: "
+    f"{'more' if trees['BSS vs climatology'] > inc['BSS vs climatology'] else 'not more'} than the "
+    f"Incremental model's {inc['BSS vs climatology']:.2f}.", 100))
+
+# %% [markdown]
+# How to read it. *Always dry* is the floor. *Persistence* and *climatology* each carry half of what
+# these data hold: where it rains now, and where and when it usually rains. The models combine both,
+# so their BSS is positive against each (the check cell tests it for the Incremental model). The row
+# *without rain now* is the ablation: drop the two "rain now" features and the skill against
+# persistence collapses, because in these data (synthetic, see the top) tomorrow's rain is mostly
+# today's rain that goes on; temperature and wind carry almost none of it. The trees add what a linear
+# model cannot draw (thresholds and interactions), trained on far fewer rows.
+
+# %%
+#| label: fig-learning-curve
+#| fig-cap: "Brier skill score against climatology on the test period for scikit-learn trained in memory on more and more rows (line), next to the plain partial_fit loop and the dask-ml Incremental model, both trained on every training row."
+#| fig-alt: "Line chart of Brier skill score against the number of training rows, on a logarithmic axis. The in-memory line rises a little and flattens; the two horizontal markers for the plain loop and Incremental sit at the right, at about the same height as the end of the line."
+sizes = sorted(curve)
+name_of = lambda n: "scikit-learn in memory" if curve[n] is in_memory else f"in memory, {n:,} rows"
+fig, ax = plt.subplots(figsize=(9, 3.6))
+ax.plot(sizes, [skill(parts[name_of(n)], refs)["BSS vs climatology"] for n in sizes], "o-", label="scikit-learn in memory")
+for label, marker in [("plain partial_fit loop", "s"), ("dask-ml Incremental SGD", "D")]:
+    ax.plot([n_train], [scores[label]["BSS vs climatology"]], marker, ms=9, label=label)
+ax.set(xscale="log", xlabel="training rows", ylabel="BSS vs climatology")
+ax.legend(loc="lower right", fontsize=9)
+bench.stamp(fig)
+plt.show()
+
+# %% [markdown]
+# **When is Dask needed?** The printout below compares the learning curve's ends and the plain loop
+# with the Incremental model, from the numbers above. Dask earns its place when one of three things
+# holds: the training data do not fit in one process and you want the reading and feature building in
+# parallel; the same code must run on a cluster of many machines; or the work around the model
+# (features, scores, maps over years of data) is itself the big computation, as the scoring pass was.
+
+# %%
+#| label: dask-needed
+bss = lambda name: scores[name]["BSS vs climatology"]
+first, last = bss(name_of(sizes[0])), bss(name_of(sizes[-1]))
+print(textwrap.fill(
+    f"In memory, {sizes[0]:,} rows give a BSS of {first:.3f} against climatology and {sizes[-1]:,} rows "
+    f"{last:.3f} ({'a gain of' if last > first else 'a change of'} {last - first:+.3f}). The plain loop over "
+    f"the files, with no cluster, scores {bss('plain partial_fit loop'):.3f} and took {plain_s:.0f} s; the "
+    f"Incremental model {bss('dask-ml Incremental SGD'):.3f}. "
+    + (f"At this size the training features fit in the workers' combined limit (and in "
+       f"{'one process' if sizes[-1] == n_train else 'part in one process'}): Dask is not needed to train "
+       f"this model here." if ratio < 1 else
+       f"At this size the training features are {ratio:.1f} times the workers' combined limit: in memory "
+       f"only a sample fits, and the loop or Dask must read the rest in pieces."), 100))
 
 # %%
 #| label: fig-rain-maps
-#| fig-cap: "How often it rains in the next time step: observed in the dataset (left) and the mean predicted probability of the incremental model over every time step (right)."
-#| fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Observed on the left, predicted on the right: the predicted map reproduces the large-scale pattern of the observed one, including a band of low values along the equator, and is smoother."
+#| fig-cap: "How often it rains in the next time step during the test period: observed (left) and the mean predicted probability of the incremental model (right), which never saw this period."
+#| fig-alt: "Two world maps with the same viridis colour scale from 0 to 1. Both show a wet band along the equator that is wettest near the ITCZ, dry subtropical belts, and wetter storm tracks in the middle latitudes; the predicted map is smoother."
 import cartopy.crs as ccrs
 
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.6), subplot_kw={"projection": ccrs.Robinson()})
@@ -424,15 +689,24 @@ for ax, field, title in zip(axes, [observed_freq, predicted_freq], ["observed", 
     im = field.plot(ax=ax, transform=ccrs.PlateCarree(), cmap="viridis", vmin=0, vmax=1, add_colorbar=False)
     ax.coastlines(linewidth=0.5)
     ax.set_title(title)
-fig.colorbar(im, ax=axes, orientation="horizontal", shrink=0.5, pad=0.05, label="fraction of time steps with rain next")
+fig.colorbar(im, ax=axes, orientation="horizontal", shrink=0.5, pad=0.05, label="fraction of test steps with rain next")
 plt.show()
+
+# %% [markdown]
+# Every step on the big cluster, with the highest peak of any worker (from the operating system)
+# against its limit:
+
+# %%
+#| label: steps
+print(f"{course.hardware()}; {bench.load()}")
+course.table(steps.rows(memory_limit))
 
 # %% [markdown]
 # ## 7. Where the ecosystem stands
 #
 # **dask-ml is in maintenance.** Version 2025.1.0 works for what this lab uses (`Incremental`,
-# `ParallelPostFit`, `StandardScaler`, `train_test_split`), but two of its well-known pieces fail with
-# current Dask, and you should know before you build on them:
+# `ParallelPostFit`, `StandardScaler`; also `train_test_split` and the GLMs), but two of its well-known
+# pieces fail with current Dask, and you should know before you build on them:
 #
 # - `HyperbandSearchCV` and `IncrementalSearchCV` (adaptive hyper-parameter search) stop with
 #   *"Attempting to use an asynchronous Client in a synchronous context"* (dask/dask-ml#1016).
@@ -440,8 +714,6 @@ plt.show()
 #   (section 3), on a sample that fits.
 # - `dask_ml.metrics.r2_score`, and so the default `score` of every dask-ml **regressor**, fails
 #   (dask/dask-ml#1012). Workaround: compute R² yourself from Dask arrays, as below.
-#
-# The cell below shows both failures, caught, and the R² workaround.
 
 # %%
 #| label: broken-pieces
@@ -483,134 +755,58 @@ with warnings.catch_warnings():  # the failed demos above may still drop never-a
 broken["R² by hand (workaround)"] = f"{r2_workaround:.4f}"
 course.table([{"piece": k, "result": v} for k, v in broken.items()])
 
-# %% [markdown]
-# **The maintained route for gradient boosting on a cluster is `xgboost.dask`.** XGBoost trains
-# boosted trees with one process per worker, which talk to each other directly. Install the CPU-only
-# wheel, `pip install xgboost-cpu` (conda-forge: `py-xgboost-cpu`); the default `xgboost` wheel on
-# Linux pulls in NVIDIA's NCCL and CUDA libraries, hundreds of MB a laptop never uses.
-#
-# One honest difference: `xgboost.dask` loads its training data into the workers' memory (a
-# `DaskDMatrix` is persisted), so the training set must fit in the cluster's combined memory. It is a
-# cluster tool for data that fit *across* machines, not an out-of-core one. We train it on the same
-# in-memory subsample the scikit-learn model had: about one block's rows, which the budget we measured
-# has room for, spread over the workers. `xgboost.dask.train` waits for the workers by itself, so
-# `ml.call_with_deadline` gives it its deadline.
-
-# %%
-#| label: xgboost
-import xgboost
-import xgboost.dask
-
-xgb_X = da.from_array(Xs, chunks=(max(1, len(Xs) // N_WORKERS), -1))
-xgb_y = da.from_array(ys, chunks=(xgb_X.chunks[0],))
-params = {"objective": "binary:logistic", "tree_method": "hist", "max_depth": 6, "nthread": 1}
-
-
-def train_trees():
-    dtrain = xgboost.dask.DaskDMatrix(client, xgb_X, xgb_y)
-    return xgboost.dask.train(client, params, dtrain, num_boost_round=50)["booster"]
-
-
-with steps("xgboost.dask: the sample"):
-    t0 = time.perf_counter()
-    booster = ml.call_with_deadline(client, train_trees, "xgboost.dask training")
-    xgb_s = time.perf_counter() - t0
-xgb_accuracy = float(((booster.inplace_predict(Xt) > 0.5) == yt).mean())
-print(f"xgboost {xgboost.__version__}: {len(ys):,} rows, trained in {xgb_s:.1f} s")
-
-# %%
-#| label: scores
-predict_sample = incremental.predict(scaler.transform(Xt.copy()))
-scores = [
-    ("always dry", "none", 1 - yt.mean()),
-    ("persistence", "none", ((Xt[:, FEATURES.index("wet_now")] > 0.5) == yt).mean()),
-    ("scikit-learn SGD, in memory", f"{len(ys):,} rows (sample)", in_memory.score(Xt, yt)),
-    ("dask-ml Incremental SGD", f"{n_train:,} rows (all, in blocks)", (predict_sample == yt).mean()),
-    ("xgboost.dask trees", f"{len(ys):,} rows (sample)", xgb_accuracy),
-]
-score_rows = [{"model": m, "trained on": rows, "test accuracy": f"{acc:.3f}"} for m, rows, acc in scores]
-print(f"same {len(yt):,} test rows for every model; {course.hardware()}")
-course.table(score_rows)
-
-# %% [markdown]
-# Every step on the big cluster, with the highest peak of any worker (from the operating system)
-# against its limit. No step holds more than a few blocks per worker, whatever the size of the data:
-
-# %%
-#| label: steps
-load = ", ".join(f"{x:.1f}" for x in psutil.getloadavg())
-print(f"{course.hardware()}; load average {load}")
-course.table(steps.rows(memory_limit))
-
 # %%
 client.close()
 
 # %% [markdown]
-# Read the table of scores carefully. The incremental model matches the in-memory one: the same kind of model,
-# and a linear model does not get much better from more rows of the same weather. What more data buys
-# you here is *coverage*, every season, every region, without deciding what to throw away. Every
-# model is far better than "always dry", but persistence is hard to beat: compare the trees' score
-# with it to see what a more flexible model adds. Any skill score you publish should show the
-# trivial forecasts next to it.
-
-# %% [markdown]
 # ## Exercises
 #
-# **Exercise 1 (10 min): a different target.** Predict *heavy* rain: more than 1 mm in the next step.
-# Change `RAIN_MM` on the one-month data (section 2) only, and compare the logistic regression with
-# "always dry". Why is accuracy a poor score now? Compute the *balanced* accuracy instead
-# (`sklearn.metrics.balanced_accuracy_score`).
+# **Exercise 1 (10 min): the leak, measured.** Split the one-month rows of section 2 *at random*
+# (`sklearn.model_selection.train_test_split` on `X_tr` and `y_tr`, `random_state=0`), fit the same
+# pipeline, and compare its Brier skill score against persistence with the split in time. Why is the
+# random split's score not to be trusted?
 #
 # <details><summary>Solution</summary>
 #
 # ```python
-# from sklearn.metrics import balanced_accuracy_score
-# with open_dataset(files[:1]) as month:          # the features are unchanged; only the target moves
-#     y_heavy = (month.tp.isel(time=slice(1, None)).values * 1000 > 1.0).ravel()
-# Xa, Xb, ya, yb = train_test_split(X_month[rows], y_heavy[rows], test_size=0.25, random_state=0)
+# from sklearn.model_selection import train_test_split
+# Xa, Xb, ya, yb = train_test_split(X_tr[::4], y_tr[::4], test_size=0.25, random_state=0)
 # m = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(Xa, ya)
-# print("always dry:", 1 - yb.mean(), "model:", m.score(Xb, yb))
-# print("balanced:", balanced_accuracy_score(yb, m.predict(Xb)))   # always dry scores 0.5 here
+# random_parts, random_persist = dask.compute(skill_parts(m.predict_proba(Xb)[:, 1], yb),
+#                                             skill_parts(Xb[:, FEATURES.index("wet_now")], yb))
+# print(skill(random_parts, [("persistence", random_persist)]))
 # ```
-# Heavy rain is rare, so "always dry" is right most of the time and accuracy looks high for every
-# model. Balanced accuracy averages the hit rate of each class: a model that never predicts rain scores 0.5.
+# The test rows of a random split sit between training rows in time and space, so the model is tested
+# on near-copies of what it learnt from, in the same weather. The number may even look similar here, with
+# a model this simple; with a flexible model (trees) the random split flatters it much more. Only the
+# split in time answers the forecaster's question: how good is it next month?
 # </details>
 #
-# **Exercise 2 (10 min): block size and memory.** Rebuild the features with blocks four times larger
-# (`BLOCK_BYTES = 128 * 2**20`), measure one block again (`memory-budget` cell), and train again while
-# sampling memory. How do the block's cost, the limit and the peak move?
+# **Exercise 2 (10 min): heavy rain.** Predict more than 1 mm in the next step on the one-month data.
+# Change `RAIN_MM`, rebuild `X_tr, y_tr, X_te, y_te` (section 2), and compare the accuracy and the BSS of
+# "always dry" and of the model. Which score tells you something?
+#
+# <details><summary>Solution</summary>
+#
+# Heavy rain is rare, so "always dry" is right most of the time and every model's accuracy looks high.
+# The Brier skill score against persistence (or climatology) is still informative, and the ROC AUC
+# says whether the model ranks the heavy-rain steps first. Set `RAIN_MM = 0.1` again afterwards.
+# </details>
+#
+# **Exercise 3 (10 min): block size and memory.** Rebuild the features with blocks four times larger
+# (`BLOCK_BYTES = 128 * 2**20`), measure one block again (`memory-budget` cell), and run the training
+# cell. How do the block's cost, the limit and the peaks move?
 #
 # <details><summary>Solution</summary>
 #
 # The measured cost of a block grows roughly with its size, and so does the limit, because we sized it
-# from that cost: `(idle + k × block) / 0.7`. The peak above idle follows. Larger blocks mean fewer
-# tasks and less overhead per row; smaller blocks mean less memory. Keep blocks at tens to a few hundred MiB.
+# from that cost: `(idle + k × block) / 0.7`. The peaks follow, and stay flat against the rows. Larger
+# blocks mean fewer tasks and less overhead per row; smaller blocks mean less memory. Keep blocks at tens
+# to a few hundred MiB.
 # </details>
 #
-# **Exercise 3 (10 min): more passes.** One pass over the data is one *epoch*. Call
-# `incremental.partial_fit(...)` on the training data twice more, a few blocks per call as in section 4
-# (inside `ml.deadline`), and score again on the test sample. Does a second epoch help this linear model?
-#
-# <details><summary>Solution</summary>
-#
-# ```python
-# client = clusters.client(n_workers=N_WORKERS, memory_limit=memory_limit, local_only=True)
-# with ml.deadline(client, "more epochs"):
-#     for epoch in range(2):
-#         for i in range(0, len(order), BLOCKS_PER_CALL):
-#             some = order[i:i + BLOCKS_PER_CALL]
-#             incremental.partial_fit(X_scaled.blocks[some], y_train.blocks[some], classes=[0, 1])
-# print((incremental.predict(scaler.transform(Xt.copy())) == yt).mean())
-# client.close()
-# ```
-# The score barely moves: a linear model converges within one pass over this many rows. Extra epochs
-# matter for small data or for models with more parameters. (One call with all blocks,
-# `partial_fit(X_scaled, y_train)`, would let Dask read ahead of the model: see section 4.)
-# </details>
-#
-# **Exercise 4 (5 min): where is the time?** Open the dashboard link during training. Which tasks
-# take the time: reading NetCDF, building features, or `partial_fit`? Why can only one worker train
-# at a time?
+# **Exercise 4 (5 min): where is the time?** Open the dashboard link during training. Which tasks take
+# the time: reading NetCDF, building features, or `partial_fit`? Why can only one worker train at a time?
 #
 # <details><summary>Solution</summary>
 #
@@ -622,13 +818,13 @@ client.close()
 
 # %% [markdown]
 # ## Key points
-# - scikit-learn: create an estimator, `fit` on training rows, `score` on rows it never saw; a pipeline
-#   keeps the preprocessing learnt on the training set.
-# - Compute-bound (many fits, data fit): `joblib.parallel_backend("dask")` spreads `GridSearchCV` over a cluster.
-# - Data-bound (data do not fit): `dask_ml.wrappers.Incremental` + a `partial_fit` estimator sees the
-#   data block by block; memory is set by block size, not by dataset size. Measure it.
-# - Compare every model with trivial baselines (always dry, persistence) on the same test rows.
-# - `ParallelPostFit` predicts lazily; put predictions back into an `xarray.DataArray` for maps.
+# - Split weather data **in time**, with a gap of at least a day: rows close in time or space are near-copies.
+# - Score probabilities with the Brier skill score against persistence and climatology, plus ROC AUC;
+#   accuracy alone cannot tell a good forecast from a trivial one. On synthetic data, skill measures the generator.
+# - Compute-bound (many fits, data fit): `joblib.parallel_config(backend=...)`: loky on one machine, Dask on many.
+# - Data-bound: `dask_ml.wrappers.Incremental` + a `partial_fit` estimator, a few blocks per call; memory
+#   is set by block size, not by data size. Prove it: peak against rows, ¼ to all.
+# - Say when Dask is not needed: if the data fit, scikit-learn in memory or a plain `partial_fit` loop does it.
 # - dask-ml is in maintenance: avoid `HyperbandSearchCV`/`IncrementalSearchCV` (#1016) and its `r2_score`
 #   (#1012). For boosted trees on a cluster use `xgboost.dask` (`xgboost-cpu`), with data that fit the cluster.
 
@@ -637,43 +833,63 @@ client.close()
 # Run by `pytest labs/10_machine_learning.py`; the slides never show this cell.
 
 # %% tags=["checks"]
-def test_target_is_learnable():
-    assert month_scores["logistic regression"] > month_scores["always dry"] + 0.05
-    assert month_scores["logistic regression"] > month_scores["persistence (rain next if it rains now)"] - 0.01
+def test_every_split_is_in_time_with_a_gap():
+    day = np.timedelta64(1, "D")
+    assert month_gap >= day and gap >= day
+    assert ds_train.time.values[-1] < ds_test.time.values[0]
+    assert early.time.values[-1] < late.time.values[0]
+    for train, test in cv.split(Xg):
+        assert train.max() + cv.gap < test.min()
 
 
-def test_grid_search_same_answer_serial_and_parallel():
-    assert serial.best_params_ == parallel.best_params_
-    np.testing.assert_allclose(serial.cv_results_["mean_test_score"], parallel.cv_results_["mean_test_score"])
+def test_month_model_beats_persistence_in_brier():
+    assert month_scores["logistic regression"]["BSS vs persistence"] > 0
+    assert month_scores["logistic regression"]["ROC AUC"] > month_scores["persistence"]["ROC AUC"]
+
+
+def test_grid_search_same_answer_on_every_backend():
+    results = [r.cv_results_["mean_test_score"] for r, _, _ in runs.values()]
+    for other in results[1:]:
+        np.testing.assert_allclose(results[0], other)
+    assert len({str(r.best_params_) for r, _, _ in runs.values()}) == 1
+
+
+def test_incremental_model_has_skill_on_the_held_out_period():
+    s = scores["dask-ml Incremental SGD"]
+    assert s["BSS vs persistence"] > 0 and s["BSS vs climatology"] > 0
+    assert s["ROC AUC"] > max(scores["persistence (rain now)"]["ROC AUC"], scores["climatology (point, hour)"]["ROC AUC"])
+
+
+def test_rain_now_is_where_the_skill_comes_from():
+    full, without = scores["scikit-learn in memory"], scores["in memory, without rain now"]
+    assert full["BSS vs persistence"] > without["BSS vs persistence"] + 0.05
+
+
+def test_without_dask_also_skill():
+    for name in ("plain partial_fit loop", "scikit-learn in memory", "xgboost.dask trees"):
+        assert scores[name]["BSS vs climatology"] > 0 and scores[name]["BSS vs persistence"] > 0
 
 
 def test_every_training_row_seen():
     assert incremental.estimator_.t_ > n_train  # SGD counts the samples it has seen (t_ starts at 1)
 
 
+def test_memory_flat_while_rows_grow_fourfold():
+    assert runs_memory[-1]["rows"] >= 3.5 * runs_memory[0]["rows"]
+    assert abs(growth) <= FLAT_MARGIN
+    assert all(max(r["peaks"]) < 0.8 * memory_limit for r in runs_memory)   # below where Dask pauses
+
+
 def test_workers_stay_under_their_limit():
-    assert peak < N_WORKERS * memory_limit
     assert steps.highest() < 0.95 * memory_limit  # no worker in any step came near where Dask kills it
-    if course.size() != "small":  # the data fed to training are many times what the workers may hold
+    if course.size() != "small":  # the training data are many times what the workers may hold
         assert X_train.nbytes >= 4 * N_WORKERS * memory_limit
-
-
-def test_working_memory_small_relative_to_data():
-    # Above the idle workers, training holds a few blocks, not the data (relative check at any size).
-    assert peak - idle_now < max(0.5 * X_train.nbytes, 2 * N_WORKERS * budget)
-    assert peak - idle_now < N_WORKERS * budget + 2**28
-
-
-def test_incremental_model_as_good_as_in_memory():
-    inc_acc = scores[3][2]
-    assert inc_acc > scores[0][2] + 0.05
-    assert inc_acc > scores[2][2] - 0.02
 
 
 def test_prediction_back_on_the_grid():
     assert p_map.dims == ("time", "latitude", "longitude")
     assert float(predicted_freq.min()) >= 0 and float(predicted_freq.max()) <= 1
-    assert np.corrcoef(predicted_freq.values.ravel(), observed_freq.values.ravel())[0, 1] > 0.5
+    assert map_corr > 0.7
 
 
 def test_broken_pieces_shown_and_workaround_right():
@@ -682,8 +898,11 @@ def test_broken_pieces_shown_and_workaround_right():
     assert "HyperbandSearchCV" in broken and "dask_ml r2_score" in broken
 
 
-def test_xgboost_beats_baselines():
-    assert xgb_accuracy > scores[0][2] + 0.05 and xgb_accuracy > scores[1][2] - 0.005
+def test_auc_from_histograms_matches_scikit_learn():
+    from sklearn.metrics import roc_auc_score
+    p = model.predict_proba(X_te)[:, 1]
+    ours = skill(dask.compute(skill_parts(p, y_te))[0])["ROC AUC"]
+    assert abs(ours - roc_auc_score(y_te, p)) < 0.005
 
 
 def test_clusters_closed():

@@ -167,10 +167,13 @@ class Steps:
     @contextlib.contextmanager
     def __call__(self, what: str, timeout: float | None = None):
         start = time.perf_counter()
-        with deadline(self.client, what, timeout), clusters.PeakMemory(self.client) as peak:
-            yield
-        self.peak[what] = dict(peak.peak)
-        self.seconds[what] = time.perf_counter() - start
+        peak = clusters.PeakMemory(self.client)
+        try:
+            with deadline(self.client, what, timeout), peak:
+                yield
+        finally:  # recorded even when the step fails (a deadline passed): its memory is part of the story
+            self.peak[what] = dict(peak.peak)
+            self.seconds[what] = time.perf_counter() - start
 
     def highest(self) -> int:
         """The highest peak of any worker in any step so far."""
