@@ -991,7 +991,7 @@ print(course.hardware())
 vz_repo = virtual.open_repo(VZ_REPO, VZ_FILES)
 vz = xr.open_zarr(vz_repo.readonly_session("main").store, consolidated=False, chunks={})
 vz = course.era5.normalise(vz)
-vz_reference = xr.open_mfdataset(VZ_FILES, preprocess=course.era5.normalise, **OPEN_NETCDF)
+vz_reference = xr.open_mfdataset(VZ_FILES, **OPEN_NETCDF)  # OPEN_NETCDF holds preprocess=era5.normalise
 vz_identical = {name: bool(vz_reference[name].equals(vz[name])) for name in vz_reference.data_vars}
 vz_close = {name: bool(np.allclose(vz_reference[name], vz[name], equal_nan=True, rtol=1e-6))
             for name in vz_reference.data_vars if vz_reference[name].dtype.kind == "f"}

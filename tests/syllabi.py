@@ -99,7 +99,7 @@ FORMATS = [
         "3 hours: the golden path, NetCDF to a trained model",
         "For people who know Dask's basics: one path from NetCDF files through Zarr to a PyTorch "
         "model, in the modules of lab 12.",
-        [("09:00", ["12.1", "12.2", "break 15", "12.3", "12.4", "wrap-up 15"])],
+        [("09:00", ["12.1", "12.2", "break 15", "12.3", "wrap-up 15"])],
         slot=180,
         before="Learners run `labs/00_setup.py` at home the week before.",
         notes=["No episode is taught before it: learners know the GIL, processes and Dask basics."],
