@@ -612,8 +612,11 @@ with ml.deadline(client, "the maps"):                # already computed above; t
 map_corr = float(np.corrcoef(predicted_freq.values.ravel(), observed_freq.values.ravel())[0, 1])
 
 # %%
-#| label: skill-scores
+#| label: test-period
 print(f"test period {period(ds_test)}: {int(parts['always dry']['n']):,} rows, every model on the same rows")
+
+# %%
+#| label: skill-scores
 short = {"BSS vs climatology": "BSS clim.", "BSS vs persistence": "BSS pers.", "ROC AUC": "AUC", "accuracy": "acc."}
 course.table([{"forecast": k, "trained on": forecasts[k][0].replace(" rows", ""),
                **{short[c]: f"{v:.3f}" for c, v in scores[k].items() if c != "Brier"}}
