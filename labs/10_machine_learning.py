@@ -615,7 +615,7 @@ map_corr = float(np.corrcoef(predicted_freq.values.ravel(), observed_freq.values
 #| label: skill-scores
 print(f"test period {period(ds_test)}: {int(parts['always dry']['n']):,} rows, every model on the same rows")
 short = {"BSS vs climatology": "BSS clim.", "BSS vs persistence": "BSS pers.", "ROC AUC": "AUC", "accuracy": "acc."}
-course.table([{"forecast": k, "trained on": forecasts[k][0].replace(" rows", ""),
+course.table([{"forecast": k, "trained on": forecasts[k][0].split(",")[0].replace(" rows", " rows"),
                **{short[c]: f"{v:.3f}" for c, v in scores[k].items() if c != "Brier"}}
               for k in forecasts if not k.startswith("in memory, ") or "without" in k])
 
