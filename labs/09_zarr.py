@@ -1051,8 +1051,8 @@ course.table([{"store": name, "build s": f"{build:.2f}" if build else "-",
                "point ms": f"{1000 * cold_reads[name]['point s']:.0f}"}
               for name, (_, _, _, build, written, disk) in STORES.items()], align="lrrrrrr")
 vz_cold = all(r["cold"] for r in cold_reads.values())
-print(f"{len(VZ_FILES)} files; each store in a fresh process, {'cold' if vz_cold else 'WARM (no posix_fadvise here)'} "
-      f"cache; mean of {len(cold_reads[next(iter(STORES))]['means'])} variables · {vz_load}")
+print(f"{len(VZ_FILES)} files; each store in a fresh process, {'cold' if vz_cold else 'WARM (no posix_fadvise here)'} cache")
+print(f"mean of {len(cold_reads[next(iter(STORES))]['means'])} variables · {vz_load}")
 print(course.hardware())
 
 # %%

@@ -283,7 +283,7 @@ class CommandLineCluster:
                 "worker", "--scheduler-file", str(self.scheduler_file),
                 "--host", LOCALHOST, "--dashboard-address", f"{LOCALHOST}:0",
                 "--nthreads", str(threads), "--memory-limit", memory_limit,
-                "--name", f"worker-{k}", "--local-directory", str(self.workdir / "worker-space"),
+                "--name", f"worker-{k}", "--local-directory", str(self.workdir / "dask-space"),
                 "--death-timeout", "30",  # a worker whose scheduler is gone stops by itself
             ], f"worker-{k}")
         self._wait_for_workers(deadline)
