@@ -25,6 +25,7 @@ slowest cell of each lab, so a lab that slows down shows up in the CI log.
 ``pytest --busy-cores`` runs every lab that starts a Dask cluster while one "burner" process per usable
 core keeps the CPU busy, as on a laptop with a browser and a video call open: the labs must still pass.
 The burners start with the lab and stop when its checks are done (also on failure or Ctrl-C).
+``--busy-labs=04,05`` narrows that to the labs named (CI loads the lighter cluster labs, to stay in budget).
 """
 
 from __future__ import annotations
@@ -57,6 +58,16 @@ def pytest_addoption(parser):
         "--busy-cores", action="store_true", default=False,
         help="run each lab that starts a Dask cluster while one process per usable core keeps the CPU busy",
     )
+    parser.addoption(
+        "--busy-labs", default="",
+        help="with --busy-cores: only these labs run under load, by number (e.g. 04,05,07); default: all",
+    )
+
+
+def picked_for_load(config, path: Path) -> bool:
+    """--busy-labs=04,05 narrows --busy-cores to those labs; without it every cluster lab is picked."""
+    wanted = {n.strip() for n in config.getoption("busy_labs").split(",") if n.strip()}
+    return not wanted or path.name[:2] in wanted
 
 
 def starts_cluster(path: Path) -> bool:
@@ -93,6 +104,7 @@ class Burners:
         self.procs = [subprocess.Popen([sys.executable, "-c", BURNER, str(os.getpid())],
                                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL) for _ in range(n)]
         self.started = time.perf_counter()
+        os.environ["COURSE_UNDER_LOAD"] = str(n)  # lab_times.json marks the run, so minutes ignore it
 
     def stop(self) -> float:
         for proc in self.procs:
@@ -104,6 +116,7 @@ class Burners:
             except subprocess.TimeoutExpired:
                 pass
         self.procs = []
+        os.environ.pop("COURSE_UNDER_LOAD", None)
         if self in Burners.live:
             Burners.live.remove(self)
         return time.perf_counter() - self.started
@@ -175,7 +188,8 @@ class LabRun(LabItem):
     def runtest(self):
         lab: LabFile = self.parent
         os.environ["COURSE_CHECKS"] = "pytest"
-        if self.config.getoption("busy_cores") and starts_cluster(lab.path):
+        loaded = self.config.getoption("busy_cores") and starts_cluster(lab.path)
+        if loaded and picked_for_load(self.config, lab.path):
             lab.burners = Burners(usable_cores())
         lab.kernel = LabKernel(lab.path)
         try:

@@ -1,7 +1,15 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
 # %% [markdown]
 # # 00 · Setup check: does my environment work?
 #
-# **Teaching:** 5 min · **Exercises:** 10 min · run it *before* the workshop
+# **Teaching:** 15 min · **Exercises:** 10 min · run it *before* the workshop
 #
 # ## Objectives
 # - Confirm that every package the course uses imports, at or above the version it needs.
@@ -23,7 +31,7 @@
 # pytest labs/00_setup.py        # as the course's CI does it
 # ```
 #
-# or open `labs/00_setup.py` in JupyterLab (right-click › *Open With* › *Notebook*).
+# or open `labs/00_setup.py` in JupyterLab (right-click › *Open With* › *Jupytext Notebook*).
 
 # %%
 import importlib
@@ -40,7 +48,7 @@ import psutil
 import course
 
 # %% [markdown]
-# ## 1. This machine
+# ## 1. This machine *(core)*
 #
 # How many cores can *this process* use? On a laptop it is the number of cores; on an HPC node
 # inside a batch job it is what the scheduler gave you, which may be far fewer than the node has.
@@ -51,7 +59,7 @@ import course
 print(course.hardware())
 
 # %% [markdown]
-# ## 2. Packages and their minimum versions
+# ## 2. Packages and their minimum versions *(core)*
 #
 # The minimum versions come from the course's `requirements.txt` (the conda `pixi.toml` lists the
 # same set). A few packages are imported under another name than the one you install
@@ -98,7 +106,7 @@ def check_package(name, minimum):
 rows = [check_package(name, minimum) for name, minimum in requirements() if name not in NOT_PYTHON]
 
 # %% [markdown]
-# ## 3. Programs outside Python
+# ## 3. Programs outside Python *(core)*
 #
 # Some episodes call programs rather than libraries: GNU `parallel` (episode 06), `mpiexec`
 # (episode 05), and Graphviz's `dot` for drawing task graphs. (Instructors who render the slides also
@@ -116,7 +124,7 @@ for program, advice in PROGRAMS.items():
     rows.append((program, "OK", "found") if shutil.which(program) else (program, "problem", f"not found; {advice}"))
 
 # %% [markdown]
-# ## 4. Cores, memory, GPU and disk
+# ## 4. Cores, memory, GPU and disk *(core)*
 #
 # A GPU is optional: episode 11 (`labs/11_gpus.py`) runs on the CPU when none is found. The free
 # disk is checked against the dataset size you chose with the `COURSE_SIZE` environment variable
@@ -180,7 +188,7 @@ rows += [
 ]
 
 # %% [markdown]
-# ## 5. A Dask cluster and its dashboard
+# ## 5. A Dask cluster and its dashboard *(core)*
 #
 # Dask will be our scheduler for most of the course. `course.clusters.client` starts a small cluster
 # of worker processes on this machine, bound to `127.0.0.1` so that nobody else on the network can
@@ -240,7 +248,7 @@ else:
     print("no worker memory measured: the Dask check above failed")
 
 # %% [markdown]
-# ## 6. Maps without a network
+# ## 6. Maps without a network *(core)*
 #
 # Cartopy downloads coastlines from Natural Earth the first time it draws them, which fails on
 # trains, in classrooms with poor Wi-Fi and on most HPC compute nodes. The course ships the layers it
@@ -297,7 +305,7 @@ except Exception as err:
 map_figure
 
 # %% [markdown]
-# ## 7. The verdict
+# ## 7. The verdict *(core)*
 #
 # One line per check. **OK** needs nothing; **optional** is fine for learners; **problem** says what
 # to do. Bring the last line to the workshop if you need help.
@@ -334,7 +342,7 @@ def setup_summary(rows):
 setup_summary(rows)
 
 # %% [markdown]
-# ### Exercise 1: how many workers?
+# ### Exercise 1: how many workers? (5 min)
 # Change the Dask check to start as many single-threaded workers as `course.usable_cores()`.
 # What does the dashboard's *Workers* tab show? What happens with twice as many workers as cores?
 #
@@ -346,7 +354,7 @@ setup_summary(rows)
 # idle memory measured in section 5 before it does any work.
 # </details>
 #
-# ### Exercise 2: your batch allocation
+# ### Exercise 2: your batch allocation (5 min)
 # On an HPC system, start an interactive job with 4 cores (`srun -c 4 --pty bash` on Slurm) and run
 # `python labs/00_setup.py` there. Compare the *cores* line with the login node.
 #

@@ -1,7 +1,15 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
 # %% [markdown]
 # # 01 · Why parallel?
 #
-# **Teaching:** 30 min · **Exercises:** 25 min
+# **Teaching:** 40 min · **Exercises:** 25 min
 #
 # ## Objectives
 # - See a computation get faster on more cores, and the *task graph* that explains why.
@@ -49,7 +57,7 @@ print(course.hardware())
 print(bench.load())
 
 # %% [markdown]
-# ## 1. A success story first
+# ## 1. A success story first *(core)*
 # Add up the first *N* whole numbers. NumPy builds the whole array, then sums it on one core.
 # `dask.array` cuts the same array into *chunks*, sums each chunk on whichever core is free, then adds
 # the partial sums. Same answer, same one line of code:
@@ -100,7 +108,7 @@ except Exception as err:  # Graphviz's `dot` program missing
 sum_graph
 
 # %% [markdown]
-# ## 2. Pea soup: what are the workers, and what stops them?
+# ## 2. Pea soup: what are the workers, and what stops them? *(core)*
 # A recipe for Dutch pea soup (*erwtensoep*) is a parallel program. Each step is a task with a
 # duration; some steps need others first (you cannot add the vegetables before they are chopped).
 # The cooks are the workers.
@@ -229,7 +237,7 @@ ax.legend(loc="upper left", fontsize=11, ncols=2)
 bench.stamp(fig)
 
 # %% [markdown]
-# ### Exercise 1: a better kitchen
+# ### Exercise 1: a better kitchen (5 min)
 # 1. Which cooks are idle, and when? Why does a fourth cook not help at all?
 # 2. The peas take longest. Change the recipe so that dinner is sooner: e.g. soak the peas overnight
 #    (cook them for 25 minutes instead of 45) with
@@ -237,22 +245,22 @@ bench.stamp(fig)
 #    `soup.critical_path(faster)` and run `soup.cook(2, faster)`. What is the new limit?
 # 3. What in *your* research is the "cook peas" step?
 
-# %% tags=["solution"]
-faster = dict(soup.RECIPE, **{"cook peas": (25, ("rinse peas", "boil water"))})
-fast_span, fast_chain = soup.critical_path(faster)
-fast_log = soup.cook(2, faster)
-print(f"critical path now {fast_span} min: {' → '.join(fast_chain)}")
-print(f"limit {soup.work(faster) / fast_span:.2f}×; two cooks served after "
-      f"{max(r['end'] for r in fast_log) / soup.MINUTE:.0f} min")
-
 # %% [markdown] tags=["solution"]
 # <details><summary>Solution</summary>
 #
+# ```python
+# faster = dict(soup.RECIPE, **{"cook peas": (25, ("rinse peas", "boil water"))})
+# fast_span, fast_chain = soup.critical_path(faster)
+# fast_log = soup.cook(2, faster)
+# print(f"critical path now {fast_span} min: {' → '.join(fast_chain)}")
+# print(f"limit {soup.work(faster) / fast_span:.2f}×; two cooks served after "
+#       f"{max(r['end'] for r in fast_log) / soup.MINUTE:.0f} min")
+# ```
 # 1. With three cooks, cooks 2 and 3 are idle near the end: once the side dishes are ready, every
 #    remaining step is on the critical path, which only one cook can work on at a time. Three cooks
 #    already reach the critical path, so a fourth has nothing to do: more workers cannot shorten a
 #    chain of steps that wait for each other.
-# 2. Shortening the critical path is the only way to raise the limit: the cell above shows the new
+# 2. Shortening the critical path is the only way to raise the limit: the code above prints the new
 #    path and limit. Speeding up a step that is *not* on the critical path (chopping faster) changes
 #    nothing at all. That is why we profile before optimising (lab 03).
 # 3. In a flood model, the time steps of one simulation wait for each other (the critical path);
@@ -260,7 +268,7 @@ print(f"limit {soup.work(faster) / fast_span:.2f}×; two cooks served after "
 # </details>
 
 # %% [markdown]
-# ## 3. π by Monte-Carlo: our running example
+# ## 3. π by Monte-Carlo: our running example *(core)*
 # Throw darts uniformly at the unit square. The quarter circle $x^2 + y^2 \le 1$ covers $\pi/4$ of
 # it, so $\pi \approx 4 \times \text{hits} / \text{darts}$. Every dart is independent of every other:
 # the problem is *embarrassingly parallel*. The estimate's standard error shrinks as
@@ -316,8 +324,11 @@ print(f"NumPy: π ≈ {pi_from_numpy:.5f} from {N_NUMPY:,} darts in {first_numpy
 # their types before each `*` and `+`, and counts references. The arithmetic itself is a tiny fraction
 # of that. NumPy's `x * x` is one call into a loop written in C and *compiled* to machine code ahead of
 # time: the types are checked once per array, not once per element, and NumPy's loops use *SIMD*
-# instructions (several numbers per instruction) where the processor has them. It is still one core:
-# NumPy is fast, not (by itself) parallel. (The two functions also draw from different random
+# instructions (several numbers per instruction) where the processor has them. These elementwise
+# operations (`*`, `+`, `<=`, `sum`) still run on one core: fast, not parallel. Linear algebra is the
+# exception: `A @ B`, `np.linalg.solve` and friends call a BLAS/LAPACK library (OpenBLAS, MKL or
+# Accelerate) that starts its own threads on every core. That is free speed, and a trap once you
+# add processes or Dask workers on top: lab 04 measures the oversubscription. (The two functions also draw from different random
 # generators, which cost different amounts; lab 03 holds the generator fixed to compare like with like.)
 
 # %% [markdown]
@@ -380,18 +391,18 @@ course.table([{"part of pi_numpy": f"draw {2 * N_NUMPY:,} random numbers", "best
 print(course.hardware())
 
 # %% [markdown]
-# ### Exercise 2: benchmark it yourself
+# ### Exercise 2: benchmark it yourself (8 min)
 # Time `pi_numpy(n)` for `n = 10**3, 10**5, 10**7` with `timeit.repeat(..., number=1, repeat=7)`.
 # Compute the time *per dart*. Why is it so much larger for tiny `n`? Which rule above did you need?
-
-# %% tags=["solution"]
-for n in [10**3, 10**5, 10**7]:
-    t = min(timeit.repeat(lambda: pi_numpy(n), number=1, repeat=7))
-    print(f"n = {n:>10,}: {t * 1e9 / n:8.1f} ns per dart")
 
 # %% [markdown] tags=["solution"]
 # <details><summary>Solution</summary>
 #
+# ```python
+# for n in [10**3, 10**5, 10**7]:
+#     t = min(timeit.repeat(lambda: pi_numpy(n), number=1, repeat=7))
+#     print(f"n = {n:>10,}: {t * 1e9 / n:8.1f} ns per dart")
+# ```
 # For tiny `n` the fixed cost of each call (creating the generator, a few Python calls, allocating
 # arrays) dominates: per dart it is enormous. At `10**7` the fixed cost is spread over many darts and
 # the per-dart cost approaches that of the compiled loops. (A middle size may be fastest of all: its
@@ -474,7 +485,7 @@ bench.stamp(fig, "other programs on the machine show up too")
 # move it from core to core, but the total stays one core's worth. Dask's threads and one process per
 # core keep **all** cores busy. (On a shared machine, other people's programs show up too.)
 #
-# ### Exercise 3: your system monitor
+# ### Exercise 3: your system monitor (5 min)
 # Open `htop` (or your system's monitor) next to this notebook and run `pi_loop(10**7)` in one cell.
 # How many cores are busy? Then run the dask cell above again. What changes?
 #
@@ -530,20 +541,20 @@ print(course.hardware())
 print(bench.load())
 
 # %% [markdown]
-# ### Exercise 4: chunk size
+# ### Exercise 4: chunk size (7 min)
 # Run `pi_dask(N_MEM, chunk)` for `chunk = 10_000`, `1_000_000` and `N_MEM`. Time each and measure
 # its peak memory. Explain both trends.
-
-# %% tags=["solution"]
-for chunk in [10_000, 1_000_000, N_MEM]:
-    t = bench.best(pi_dask, N_MEM, chunk, repeat=1, warmup=0)
-    mem, _ = peak_memory(pi_dask, N_MEM, chunk)
-    chunks = -(-N_MEM // chunk)  # each chunk is a handful of tasks: draw x and y, compare, count
-    print(f"chunk {chunk:>11,}: {t:6.2f} s, peak {mem / 2**20:6.0f} MiB, {1e3 * t / chunks:7.3f} ms per chunk")
 
 # %% [markdown] tags=["solution"]
 # <details><summary>Solution</summary>
 #
+# ```python
+# for chunk in [10_000, 1_000_000, N_MEM]:
+#     t = bench.best(pi_dask, N_MEM, chunk, repeat=1, warmup=0)
+#     mem, _ = peak_memory(pi_dask, N_MEM, chunk)
+#     chunks = -(-N_MEM // chunk)  # each chunk is a handful of tasks: draw x and y, compare, count
+#     print(f"chunk {chunk:>11,}: {t:6.2f} s, peak {mem / 2**20:6.0f} MiB, {1e3 * t / chunks:7.3f} ms per chunk")
+# ```
 # Tiny chunks make thousands of tasks, and each task costs the scheduler some overhead (the last
 # column divides the run's time by its chunks: for tiny chunks that is mostly scheduling): the run
 # gets *slower*. One chunk of all `N_MEM` darts is just NumPy on one
@@ -564,7 +575,7 @@ print(course.hardware())
 print(bench.load())
 
 # %% [markdown]
-# ## 4. Three mental models
+# ## 4. Three mental models *(optional)*
 # - **One computer, many cores.** All cores share the same memory (RAM). Threads of one process see
 #   the same arrays at no cost; processes have their own memory, and data must be copied between
 #   them. Memory bandwidth is shared too: enough cores can saturate it.

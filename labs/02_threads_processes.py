@@ -1,7 +1,15 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
 # %% [markdown]
 # # 02 · Threads, processes and the GIL
 #
-# **Teaching:** 35 min · **Exercises:** 25 min
+# **Teaching:** 40 min · **Exercises:** 25 min
 #
 # ## Objectives
 # - Explain why pure-Python code gets no faster in threads but does in processes (the GIL), and
@@ -61,7 +69,7 @@ print(course.hardware())
 print(f"process start method: {CTX.get_start_method()}; worker counts tried: {WORKERS}")
 
 # %% [markdown]
-# ## 1. Shock and horror
+# ## 1. Shock and horror *(core)*
 # The π darts from lab 01, cut into chunks. Chunk *i* always starts its random numbers from
 # `pi.chunk_seed(base, i)`, so every run below counts the same hits whichever worker does which chunk.
 # `pi.hits_of_chunk` takes one task `(kind, n, base, i)` and returns its hits; `kind` is `"python"`
@@ -133,7 +141,7 @@ bench.stamp(fig, bench.load())
 # threads by default for arrays.
 
 # %% [markdown]
-# ## 2. Scaling: threads against processes
+# ## 2. Scaling: threads against processes *(core)*
 # Now all worker counts, up to twice the number of cores. Beyond the core count, more workers only
 # take turns on the same cores.
 
@@ -155,7 +163,7 @@ ax.legend(fontsize=11)
 bench.stamp(fig, bench.load())
 
 # %% [markdown]
-# ### Exercise 1: threads or processes?
+# ### Exercise 1: threads or processes? (5 min)
 # For each, predict whether a thread pool speeds it up, then check one with `ThreadPoolExecutor`:
 # (a) `sum(i * i for i in range(10**6))`, (b) `np.sort(np.random.random(10**7))`,
 # (c) reading 100 files from a network drive, (d) a pure-Python flood model time step.
@@ -168,7 +176,7 @@ bench.stamp(fig, bench.load())
 # </details>
 
 # %% [markdown]
-# ## 3. Waiting is different: I/O-bound work
+# ## 3. Waiting is different: I/O-bound work *(core)*
 # Downloading files, querying a database or reading a slow disk is mostly *waiting*, and a waiting
 # thread releases the GIL. We simulate 16 downloads of 50 ms each with `time.sleep`, then with
 # `asyncio`, where one thread interleaves many waits: each `await` hands control back to the event
@@ -228,7 +236,7 @@ bench.stamp(fig)
 # (`aiohttp`, `asyncpg`, …). Threads work with any library that releases the GIL while it waits.
 
 # %% [markdown]
-# ## 4. The tools
+# ## 4. The tools *(core)*
 # ### `concurrent.futures`
 # `pool.map(f, items)` returns results in the order of the items. `pool.submit(f, *args)` returns a
 # *future* at once, a placeholder for a result that is not there yet; `as_completed(futures)` yields
@@ -274,22 +282,27 @@ print(course.hardware())
 print(bench.load())
 
 # %% [markdown]
-# ### Exercise 2: a progress report
+# ### Exercise 2: a progress report (10 min)
 # Submit the `work` chunks to a process pool with `pool.submit(pi.hits_of_chunk, task)` and
 # print "*k* of *n* chunks done" as each finishes, then the π estimate.
 
-# %% tags=["solution"]
-with ProcessPoolExecutor(CORES, mp_context=CTX) as pool:
-    futures = [pool.submit(pi.hits_of_chunk, task) for task in work]
-    hits = 0
-    for k, future in enumerate(as_completed(futures), 1):
-        hits += future.result()
-        if k % 8 == 0 or k == len(futures):
-            print(f"{k} of {len(futures)} chunks done")
-print(f"π ≈ {pi.estimate(hits, N['python']):.5f}")
+# %% [markdown] tags=["solution"]
+# <details><summary>Solution</summary>
+#
+# ```python
+# with ProcessPoolExecutor(CORES, mp_context=CTX) as pool:
+#     futures = [pool.submit(pi.hits_of_chunk, task) for task in work]
+#     hits = 0
+#     for k, future in enumerate(as_completed(futures), 1):
+#         hits += future.result()
+#         if k % 8 == 0 or k == len(futures):
+#             print(f"{k} of {len(futures)} chunks done")
+# print(f"π ≈ {pi.estimate(hits, N['python']):.5f}")
+# ```
+# </details>
 
 # %% [markdown]
-# ## 5. Patterns: map, reduce, and what cannot be parallelised
+# ## 5. Patterns: map, reduce, and what cannot be parallelised *(core)*
 # - **Map** (*embarrassingly parallel*): the same function on many independent inputs. Our chunks,
 #   the files of a dataset, the members of an ensemble.
 # - **Reduce**: combine many results into one, like summing the hits. Addition is associative, so
@@ -331,14 +344,15 @@ ensemble = {T0: cool(T0) for T0 in (60.0, 75.0, 90.0)}  # independent runs: coul
 print("ensemble:", ", ".join(f"{T0:.0f} → {T:.2f} °C" for T0, T in ensemble.items()))
 
 # %% [markdown]
-# ## 6. Overhead: parallel is not always faster
+# ## 6. Overhead: parallel is not always faster *(core)*
 # Parallelism costs something every time: starting workers, sending each task and its data to a
 # worker, sending the result back. It pays off only when each task carries enough work.
 #
 # ### Starting workers
-# How long does a pool of processes take to start and run one trivial task? *fork* (Linux) copies
-# the running process; *spawn* (macOS, Windows) starts a fresh Python that imports what it needs;
-# *forkserver* forks from a small server process started once.
+# How long does a pool of processes take to start and run one trivial task? *fork* (Linux's default
+# up to Python 3.13) copies the running process; *spawn* (macOS, Windows) starts a fresh Python that
+# imports what it needs; *forkserver* (Linux's default from Python 3.14) forks from a small server
+# process started once.
 
 # %%
 #| label: startup-table
@@ -458,7 +472,7 @@ print(bench.load())
 # data to the work: pass a file name or a slice to read, not the array itself; or share memory
 # (`multiprocessing.shared_memory`, memory-mapped files, Dask's workers that keep their chunks).
 #
-# ### Exercise 3: chunk the tiny tasks
+# ### Exercise 3: chunk the tiny tasks (10 min)
 # Take the 100-dart tasks above and send them to the process pool with `procs.map(..., chunksize=8)`
 # (open a new pool). How does the time per task change, and why?
 #
@@ -474,7 +488,7 @@ print(bench.load())
 # </details>
 
 # %% [markdown]
-# ## 7. Free-threaded Python
+# ## 7. Free-threaded Python *(optional)*
 # Since Python 3.13 there is a second build of CPython without the GIL, *free-threaded* Python
 # (`python3.13t`, `python3.14t`; from 3.14 officially supported). In it, pure-Python code in threads
 # runs on several cores at once, so section 1's shock goes away. The price: single-threaded code
@@ -517,9 +531,11 @@ else:
     print(demo.stdout.rstrip() or f"  the demo failed: {demo.stderr.strip().splitlines()[-1]}")
 
 # %% [markdown]
-# ## 8. Spawn, and where worker functions must live
+# ## 8. Spawn, and where worker functions must live *(core)*
 # How does a new process get your function? With **fork** (Linux's default up to Python 3.13) the
-# child is a copy of the parent and already has everything. With **spawn** (the default on macOS and
+# child is a copy of the parent and already has everything. Python 3.14 made **forkserver** Linux's
+# default: a small server process, started once, forks each worker, so the workers do not inherit
+# the notebook's state and, like spawn, receive your function by name. With **spawn** (the default on macOS and
 # Windows, and what Jupyter on those systems uses) the child is a fresh Python: it receives the
 # function by *name* (module and function), imports the module and looks the name up. Two rules
 # follow:

@@ -1,3 +1,11 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
 # %% [markdown]
 # # 04 · Dask: chunks, task graphs, schedulers and worker memory
 #
@@ -50,7 +58,7 @@ from distributed.diagnostics import MemorySampler
 from IPython.display import SVG, Image
 
 import course
-from course import clusters, pi, soup
+from course import bench, clusters, pi, soup
 
 OUT = course.BUILD / "04_dask"  # everything this lab writes
 OUT.mkdir(parents=True, exist_ok=True)
@@ -72,7 +80,7 @@ print(course.hardware())
 print(f"dask {dask.__version__} · COURSE_SIZE={course.size()} (scale ×{SCALE}) · {N_WORKERS} workers for the local cluster")
 
 # %% [markdown]
-# ## 1. Dask arrays: chunks are the unit of parallelism
+# ## 1. Dask arrays: chunks are the unit of parallelism *(core)*
 #
 # A Dask array looks like a NumPy array but is a grid of NumPy arrays, the **chunks**. Here is a
 # stand-in for a gridded variable: 6-hourly fields on a 1° global grid, chunked into blocks of 24
@@ -178,7 +186,28 @@ Image(filename=OUT / "array-graph.png", width=900)
 # graph: it is why the memory section at the end of the lab goes wrong.
 
 # %% [markdown]
-# ## 2. `dask.delayed`: a graph from your own functions (the pea soup again)
+# ### Exercise 1: chunks and tasks (6 min)
+# Make `field` with chunks of 12, 24 and 120 time steps. For each, print `field.npartitions`, the
+# number of tasks in `field.mean(axis=0)`, and the time of `.compute()`. Which is fastest here, and why
+# not the smallest?
+
+# %% [markdown] tags=["solution"]
+# <details><summary>Solution</summary>
+#
+# ```python
+# for t in (12, 24, 120):
+#     f = da.random.default_rng(0).standard_normal((NT, 181, 360), chunks=(t, 181, 360))
+#     m = f.mean(axis=0)
+#     _, s = timed(m.compute)
+#     print(t, f.npartitions, len(m.__dask_graph__()), f"{s:.2f} s")
+# ```
+# More chunks mean more parallelism only up to the number of cores; beyond that, each extra task
+# just adds overhead. With 120 time steps the array has only `NT // 120` chunks (print
+# `f.npartitions`): with more cores than chunks, some sit idle. A middle size wins; on a big machine the best size is larger than on a laptop.
+# </details>
+
+# %% [markdown]
+# ## 2. `dask.delayed`: a graph from your own functions (the pea soup again) *(core)*
 #
 # Not everything is an array. `delayed` wraps ordinary function calls: the call is recorded,
 # not run, and its arguments (other delayed results) become the edges of the graph. Here is the
@@ -231,7 +260,34 @@ print(f"speed-up {serial_s / dask_soup_s:.2f}×, at most {soup.work(short) / sou
 print(course.hardware())
 
 # %% [markdown]
-# ## 3. Futures: work that starts as soon as you submit it
+# ### Exercise 2: sausage on the side (8 min)
+# Episode 01's recipe serves smoked sausage with the soup: `heat_sausage` (15 recipe minutes, needs
+# nothing), then `slice_sausage` (3 minutes), which `serve` also needs. Write the two functions in
+# the notebook (with `soup._step`, as the printed steps do), add them to the graph, draw it, and
+# predict the time before you measure it.
+
+# %% [markdown] tags=["solution"]
+# <details><summary>Solution</summary>
+#
+# ```python
+# def heat_sausage():
+#     soup._step("heat sausage"); return "hot sausage"      # RECIPE already has its minutes
+# def slice_sausage(sausage):
+#     soup._step("slice sausage"); return f"sliced {sausage}"
+# def serve_with(pot, sausage):
+#     soup._step("serve"); return f"erwtensoep: {pot} with {sausage}"
+#
+# meal = delayed(serve_with)(delayed(soup.simmer_soup)(pot), delayed(slice_sausage)(delayed(heat_sausage)()))
+# meal.visualize(rankdir="LR"); timed(meal.compute, scheduler="threads", num_workers=5)
+# ```
+# The sausage (18 minutes) is ready long before the soup, so the time does not change: it is not on
+# the critical path. Functions written in a notebook work on every Dask scheduler: Dask pickles them
+# with `cloudpickle`, *by value*. A function from a module travels *by name* instead, so every worker
+# must be able to import that module (episode 05 shows what happens when one cannot).
+# </details>
+
+# %% [markdown]
+# ## 3. Futures: work that starts as soon as you submit it *(core)*
 #
 # `delayed` builds the whole graph first, then runs it. **Futures** run at once: `client.submit(f, x)`
 # sends one call to the cluster and returns a *future*, a ticket for a result that may not exist
@@ -328,7 +384,7 @@ print(f"Dask warned: {dask_warnings[0]}" if dask_warnings else "Dask did not war
 print(course.hardware())
 
 # %% [markdown]
-# ## 4. Schedulers: threads, processes or distributed?
+# ## 4. Schedulers: threads, processes or distributed? *(core)*
 #
 # The graph says *what* to run; the scheduler decides *where*. Python's global interpreter lock
 # (GIL) lets only one thread run Python code at a time, but NumPy, Numba and most I/O release it.
@@ -400,7 +456,93 @@ print(f"π to {N_PY:,} terms in pure Python, {N_NP:,} with NumPy · {course.hard
 # the dashboard. (On a machine shared with other users, every speed-up shrinks.)
 
 # %% [markdown]
-# ## 5. The dashboard, a performance report and progress bars
+# ### Threads inside processes: oversubscription
+# NumPy's linear algebra (`A @ B`, `np.linalg.solve`) calls a BLAS library (OpenBLAS, MKL or
+# Accelerate) that starts **its own threads**, by default one per core. Run several processes, Dask
+# workers or joblib jobs that each do linear algebra, and the threads multiply: *P* processes × *T*
+# BLAS threads each, on a machine with far fewer cores. They then fight for the cores, and every
+# switch between them costs time (OpenBLAS threads even spin while they wait). Below: the same
+# matrix products in a pool of as many processes as we may use cores, once with BLAS at its default
+# and once limited to one thread per process with `threadpoolctl`, beside one process on its own.
+
+# %%
+#| label: oversubscription
+from concurrent.futures import ProcessPoolExecutor
+import multiprocessing
+import os
+
+from threadpoolctl import threadpool_info
+
+PROCS = max(2, course.usable_cores())
+BLAS = next((i for i in threadpool_info() if i["user_api"] == "blas"), {})
+BLAS_THREADS = BLAS.get("num_threads", 1)  # this process's default, inherited by the pool's
+N_MM, REPS = 800, 6 * SCALE
+CTX = multiprocessing.get_context(os.environ.get("COURSE_START_METHOD") or None)
+
+
+def pool_seconds(procs, blas_threads):
+    """Wall time of procs × REPS products, REPS in each of `procs` processes at once (pool already started)."""
+    with ProcessPoolExecutor(procs, mp_context=CTX) as pool:
+        list(pool.map(bench.matmul_seconds, [64] * procs, [1] * procs))  # start the workers first
+        start = time.perf_counter()
+        list(pool.map(bench.matmul_seconds, [N_MM] * procs, [REPS] * procs, [blas_threads] * procs))
+        return time.perf_counter() - start
+
+
+oversub = {  # (processes, BLAS threads each) -> best of two wall times
+    (1, BLAS_THREADS): min(pool_seconds(1, None) for _ in range(2)) * PROCS,  # one process, PROCS× the work
+    (PROCS, BLAS_THREADS): min(pool_seconds(PROCS, None) for _ in range(2)),
+    (PROCS, 1): min(pool_seconds(PROCS, 1) for _ in range(2)),
+}
+course.table([{"processes × BLAS threads": f"{p} × {t}", "threads": p * t,
+               f"seconds for {PROCS * REPS} products": f"{s:.2f}"} for (p, t), s in oversub.items()], align="lrr")
+crowded, tidy = oversub[PROCS, BLAS_THREADS], oversub[PROCS, 1]
+if BLAS_THREADS == 1:
+    print("BLAS runs one thread per process here already: nothing to oversubscribe on this machine.")
+else:
+    verdict = ("slower than" if crowded > 1.1 * tidy else "about as fast as" if crowded > 0.9 * tidy else "faster than")
+    print(f"{PROCS * BLAS_THREADS} threads on {course.usable_cores()} usable cores were {verdict} "
+          f"{PROCS} threads ({crowded / tidy:.2f}× the time); BLAS: {BLAS.get('internal_api', '?')}")
+print(f"one process alone is timed for {REPS} products and scaled to {PROCS * REPS} · {course.hardware()}")
+print(bench.load())
+
+# %% [markdown]
+# The rule: **threads × processes ≤ cores.** Give the outer level the parallelism and the inner
+# level one thread, or the other way round, never both:
+#
+# - **Environment variables** before Python starts (or before NumPy is imported in a worker):
+#   `OMP_NUM_THREADS=1`, `OPENBLAS_NUM_THREADS=1`, `MKL_NUM_THREADS=1`. In a batch job, set them
+#   in the job script.
+# - **`threadpoolctl`** inside running code: `with threadpool_limits(limits=1, user_api="blas"):`.
+# - **Dask's worker processes already do it**: the nanny starts every worker with
+#   `OMP_NUM_THREADS=MKL_NUM_THREADS=OPENBLAS_NUM_THREADS=1` (the `distributed.nanny.pre-spawn-environ`
+#   setting), so a worker's threads are Dask's `threads_per_worker`. joblib's default backend limits
+#   its workers' inner threads too. A plain `multiprocessing` or `concurrent.futures` pool does not:
+#   there it is up to you. Numba's `prange` (lab 03) counts as threads too: `numba.set_num_threads`.
+
+# %% [markdown]
+# ### Exercise 3: futures as they come (8 min)
+# Submit `pi.pi_slice_python(a, b, n)` for 8 slices of `n = 4_000_000` with `client.map` and
+# add the parts up with `as_completed`, printing the running estimate of π after each slice.
+# The lab's cluster is closed by now: start one of your own for this, and close it at the end.
+
+# %% [markdown] tags=["solution"]
+# <details><summary>Solution</summary>
+#
+# ```python
+# n = 4_000_000
+# starts, stops = zip(*pi.slices(n, 8))
+# with clusters.client(n_workers=2) as my_client:        # closed (with its workers) at the end of the block
+#     futures = my_client.map(pi.pi_slice_python, starts, stops, n=n)
+#     total = 0.0
+#     for f in as_completed(futures, timeout=DEADLINE):  # a deadline, as always on a cluster
+#         total += f.result()
+#         print(total)          # climbs towards π as slices arrive, in whatever order they finish
+# ```
+# </details>
+
+# %% [markdown]
+# ## 5. The dashboard, a performance report and progress bars *(core)*
 #
 # The dashboard (link printed above) shows, live: the **task stream** (one row per worker thread,
 # one coloured bar per task, red for communication), **progress** per kind of task, and each
@@ -468,7 +610,7 @@ Image(filename=status_png, width=960) if status_png in shot_files else print(sho
 Image(filename=workers_png, width=1100) if workers_png in shot_files else print(shot_note)
 
 # %% [markdown]
-# ## 6. Three habits that save time, measured
+# ## 6. Three habits that save time, measured *(optional)*
 #
 # **Avoid too many tiny tasks.** Every task costs the scheduler some bookkeeping, whatever it does.
 # How much? Time a graph of 2000 tasks that do nothing, on the threaded scheduler (in this process)
@@ -574,7 +716,7 @@ client.close()  # also stops the cluster that clusters.client started
 print("cluster closed; processes left:", clusters.stray_children() or "none")
 
 # %% [markdown]
-# ## 7. Worker memory: a `KilledWorker` on purpose, and three fixes
+# ## 7. Worker memory: a `KilledWorker` on purpose, and three fixes *(core)*
 #
 # Every distributed worker has a **memory limit**. The data it holds for later tasks is *managed*
 # memory; everything else (the Python interpreter, libraries, the temporary arrays inside running
@@ -659,7 +801,9 @@ with memory_client(limit_mib=None) as probe:  # 1. the idle worker, measured wit
 # 2. the budget: each thread runs a task on a chunk and ~3 temporaries of its size, and the worker
 #    holds a few more chunks before it spills them: (threads × 4 + 4) chunks of the fixes' size
 BUDGET_MIB = (THREADS * 4 + 4) * FIX_CHUNK_MIB
-LIMIT_MIB = math.ceil((idle_mib + BUDGET_MIB) / 0.8)  # 3. the worker pauses at 80 % of its limit
+# 3. the rule: the worker pauses at 80 % of its limit, so limit = (idle + budget) / 0.8
+LIMIT_MIB = clusters.worker_memory_limit(idle_mib, task_peak=4 * FIX_CHUNK_MIB, threads=THREADS,
+                                         held=4 * FIX_CHUNK_MIB, below="pause")
 mem_client = memory_client(LIMIT_MIB)
 warm_up(mem_client)
 course.table([
@@ -839,78 +983,7 @@ mem_client.close()
 print("memory cluster closed; processes left:", clusters.stray_children() or "none")
 
 # %% [markdown]
-# ## Exercises
-#
-# ### Exercise 1: chunks and tasks
-# Make `field` with chunks of 12, 24 and 120 time steps. For each, print `field.npartitions`, the
-# number of tasks in `field.mean(axis=0)`, and the time of `.compute()`. Which is fastest here, and why
-# not the smallest?
-
-# %% [markdown] tags=["solution"]
-# <details><summary>Solution</summary>
-#
-# ```python
-# for t in (12, 24, 120):
-#     f = da.random.default_rng(0).standard_normal((NT, 181, 360), chunks=(t, 181, 360))
-#     m = f.mean(axis=0)
-#     _, s = timed(m.compute)
-#     print(t, f.npartitions, len(m.__dask_graph__()), f"{s:.2f} s")
-# ```
-# More chunks mean more parallelism only up to the number of cores; beyond that, each extra task
-# just adds overhead. With 120 time steps there are only two chunks: with more than two cores, some
-# sit idle. A middle size wins; on a big machine the best size is larger than on a laptop.
-# </details>
-
-# %% [markdown]
-# ### Exercise 2: sausage on the side
-# Episode 01's recipe serves smoked sausage with the soup: `heat_sausage` (15 recipe minutes, needs
-# nothing), then `slice_sausage` (3 minutes), which `serve` also needs. Write the two functions in
-# the notebook (with `soup._step`, as the printed steps do), add them to the graph, draw it, and
-# predict the time before you measure it.
-
-# %% [markdown] tags=["solution"]
-# <details><summary>Solution</summary>
-#
-# ```python
-# def heat_sausage():
-#     soup._step("heat sausage"); return "hot sausage"      # RECIPE already has its minutes
-# def slice_sausage(sausage):
-#     soup._step("slice sausage"); return f"sliced {sausage}"
-# def serve_with(pot, sausage):
-#     soup._step("serve"); return f"erwtensoep: {pot} with {sausage}"
-#
-# meal = delayed(serve_with)(delayed(soup.simmer_soup)(pot), delayed(slice_sausage)(delayed(heat_sausage)()))
-# meal.visualize(rankdir="LR"); timed(meal.compute, scheduler="threads", num_workers=5)
-# ```
-# The sausage (18 minutes) is ready long before the soup, so the time does not change: it is not on
-# the critical path. Functions written in a notebook work on every Dask scheduler: Dask pickles them
-# with `cloudpickle`, *by value*. A function from a module travels *by name* instead, so every worker
-# must be able to import that module (episode 05 shows what happens when one cannot).
-# </details>
-
-# %% [markdown]
-# ### Exercise 3: futures as they come
-# Submit `pi.pi_slice_python(a, b, n)` for 8 slices of `n = 4_000_000` with `client.map` and
-# add the parts up with `as_completed`, printing the running estimate of π after each slice.
-# The lab's cluster is closed by now: start one of your own for this, and close it at the end.
-
-# %% [markdown] tags=["solution"]
-# <details><summary>Solution</summary>
-#
-# ```python
-# n = 4_000_000
-# starts, stops = zip(*pi.slices(n, 8))
-# with clusters.client(n_workers=2) as my_client:        # closed (with its workers) at the end of the block
-#     futures = my_client.map(pi.pi_slice_python, starts, stops, n=n)
-#     total = 0.0
-#     for f in as_completed(futures, timeout=DEADLINE):  # a deadline, as always on a cluster
-#         total += f.result()
-#         print(total)          # climbs towards π as slices arrive, in whatever order they finish
-# ```
-# </details>
-
-# %% [markdown]
-# ### Exercise 4: a memory budget
+# ### Exercise 4: a memory budget (8 min)
 # (a) Your node has 4 GiB of memory per worker and you run 4 threads per worker; you started one
 # worker and measured it idle at 300 MiB, as this lab did. With the lab's rule (the worker pauses at
 # 80 % of its limit; the budget is threads × 4 + 4 chunks), what is the largest chunk you should use?

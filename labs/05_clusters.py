@@ -1,7 +1,15 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
 # %% [markdown]
 # # 05 · Clusters: the same code on more machines
 #
-# **Teaching:** 40 min · **Exercises:** 25 min
+# **Teaching:** 50 min · **Exercises:** 25 min
 #
 # ## Objectives
 # - Start a Dask **scheduler** and **workers** as separate processes with the `dask` command line,
@@ -70,7 +78,7 @@ print(course.hardware())
 print(f"COURSE_SIZE={course.size()} (scale ×{SCALE})")
 
 # %% [markdown]
-# ## 1. A cluster from the command line
+# ## 1. A cluster from the command line *(core)*
 #
 # A Dask cluster is three kinds of process:
 #
@@ -173,7 +181,7 @@ g.render(OUT / "cluster", format="png", cleanup=True)
 Image(filename=OUT / "cluster.png", width=1150)
 
 # %% [markdown]
-# ## 2. The same code, now on separate processes
+# ## 2. The same code, now on separate processes *(core)*
 #
 # Submit work exactly as in episode 04. One thing is new: the workers are not children of the
 # notebook, so they cannot see functions defined in it by name. They import `course.pi` because the
@@ -197,7 +205,7 @@ for parts, (value, seconds) in dask_runs.items():
 print(f"{N_PI:,} terms · {course.hardware()}")
 
 # %% [markdown]
-# ## 3. The dashboard of a remote cluster: an SSH tunnel
+# ## 3. The dashboard of a remote cluster: an SSH tunnel *(core)*
 #
 # The scheduler's dashboard listens on `127.0.0.1` of the machine it runs on. On an HPC system that
 # is a login or compute node you cannot reach with a browser. An SSH **tunnel** forwards a port on
@@ -221,7 +229,7 @@ print(f"this cluster's dashboard: {cli.dashboard_link}")
 print(f"from a laptop, if this were a remote node:  ssh -L 8787:localhost:{dash_port} <this-host>")
 
 # %% [markdown]
-# ## 4. MPI: the other way to run one program on many nodes
+# ## 4. MPI: the other way to run one program on many nodes *(optional)*
 #
 # MPI starts **N copies of the same program** (*ranks*) at once, on one or many nodes; each asks
 # for its rank and does its share; they exchange data with explicit messages (`send`, `reduce`,
@@ -334,7 +342,7 @@ fig.tight_layout()
 # processes on many nodes.
 
 # %% [markdown]
-# ## 5. Stop everything, and prove it
+# ## 5. Stop everything, and prove it *(core)*
 #
 # A forgotten worker keeps its memory, its cores and, on a cluster, your allocation. `client.shutdown()`
 # asks the scheduler to close the workers and itself; `course.clusters` then waits for every process,
@@ -356,7 +364,7 @@ print(f"processes still alive: {still_alive or 'none'} · {len(ports)} ports all
 # but a tidy script still shuts its cluster down so that the last results are written first.
 
 # %% [markdown]
-# ## 6. HPC: let the batch system start the workers (dask-jobqueue)
+# ## 6. HPC: let the batch system start the workers (dask-jobqueue) *(core)*
 #
 # On SLURM or PBS you do not start workers by hand: you **submit jobs**, and each job starts
 # workers that connect to your scheduler. `dask-jobqueue` writes those job scripts and submits
@@ -650,7 +658,7 @@ else:
     print(NO_SLURM)
 
 # %% [markdown]
-# ## 7. A lab as a batch job: the scheduler-file pattern
+# ## 7. A lab as a batch job: the scheduler-file pattern *(core)*
 #
 # For long runs you do not keep a notebook open: you submit a script. `labs/jobs/run_lab.sbatch`
 # runs any lab on a Dask cluster that spans the job's nodes:
@@ -750,7 +758,7 @@ if job_output:
 #   `/tmp`. MPI and GPU drivers usually come from the site (`module load`); the environment only
 #   needs to match them.
 #
-# ## 8. The cloud: the same client, another address
+# ## 8. The cloud: the same client, another address *(optional)*
 #
 # Managed services (Coiled, Saturn Cloud, Nebari/QHub, Kubernetes with `dask-kubernetes`, or
 # `dask-cloudprovider` for AWS, GCP and Azure) start the scheduler and workers on cloud machines
@@ -810,14 +818,15 @@ if job_output:
 
 # %% [markdown]
 # ### Exercise 3: MPI ranks versus cores
-# Run the MPI π with 4 ranks on this 2-core machine (`run_mpi(4, N_PI)`). What happens to the
-# compute time, and why? What would Dask do with 4 workers on 2 cores?
+# Run the MPI π with twice as many ranks as this machine has usable cores
+# (`run_mpi(2 * course.usable_cores(), N_PI)`). What happens to the compute time, and why? What would
+# Dask do with twice as many workers as cores?
 
 # %% [markdown] tags=["solution"]
 # <details><summary>Solution</summary>
 #
-# It still works (MPICH allows more ranks than cores) but is no faster than 2 ranks, and often a
-# little slower: four processes take turns on two cores, and every rank waits at the barrier for
+# It still works (MPICH allows more ranks than cores) but is no faster than one rank per core, and
+# often a little slower: two processes take turns on each core, and every rank waits at the barrier for
 # the slowest. Dask behaves the same way: more workers than cores adds memory and overhead, not
 # speed. Match ranks/workers × threads to the cores you were given (`course.usable_cores()`).
 # </details>

@@ -1,7 +1,15 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
 # %% [markdown]
 # # 06 · Many files: GNU parallel
 #
-# **Teaching:** 10 min · **Exercises:** 15 min
+# **Teaching:** 25 min · **Exercises:** 15 min
 #
 # ## Objectives
 # - Run one per-file script over a folder of NetCDF files and a folder of images with GNU parallel.
@@ -144,7 +152,17 @@ print(f"GNU parallel: {'found' if HAVE_PARALLEL else 'NOT found'} · xargs -P: {
 print(course.hardware())
 
 # %% [markdown]
-# ## 1. One file, one process
+# **In your own terminal.** The variables above exist only inside this lab's commands. To type the
+# commands yourself, open a terminal in `labs/` (the course environment activated, so `python` is the
+# course's) and paste the line the next cell prints; then every command below runs as shown.
+
+# %%
+#| label: export-line
+export_line = "export " + " ".join(f"{name}={shlex.quote(ENV[name])}" for name in ("DATA", "OUT", "IMAGES"))
+print(export_line + ' && mkdir -p "$OUT"')
+
+# %% [markdown]
+# ## 1. One file, one process *(core)*
 #
 # This is the function every method in this lab runs, once per file; the command-line part of the
 # script (`main`) calls it for each file named on the command line and prints one CSV line per file:
@@ -178,7 +196,7 @@ print(f"\nwhole command {one_file_s:.3f} s = work inside Python {work_s:.3f} s +
 print(course.hardware())
 
 # %% [markdown]
-# ## 2. GNU parallel in one minute
+# ## 2. GNU parallel in one minute *(core)*
 #
 # `parallel COMMAND ::: INPUTS` runs `COMMAND` once per input, replacing `{}` by the input, with as
 # many jobs at a time as the machine has cores (`-j 4` sets four; `-j 50%` half the cores).
@@ -230,7 +248,7 @@ for command in commands:
         skip(command, INSTALL_PARALLEL)
 
 # %% [markdown]
-# ## 3. The whole dataset, with a job log
+# ## 3. The whole dataset, with a job log *(core)*
 #
 # Now the real run: every monthly file, `-j` set to this machine's cores, `-k` to keep the output in
 # the order of the inputs (without it, lines come in the order the jobs finish), and `--joblog` to
@@ -267,7 +285,7 @@ else:
     print("[no joblog: GNU parallel is not installed]")
 
 # %% [markdown]
-# ## 4. Resume an interrupted run
+# ## 4. Resume an interrupted run *(core)*
 #
 # Long runs get interrupted: the batch system's wall-time runs out, the laptop sleeps, one bad file
 # stops everything. With `--joblog LOG --resume`, parallel skips every job already recorded in the log
@@ -300,7 +318,7 @@ else:
     per_file_outputs = []
 
 # %% [markdown]
-# ## 5. The same job four other ways
+# ## 5. The same job four other ways *(optional)*
 #
 # **Serial**: a plain loop over the files, in this Python process. **A Python process pool**:
 # `ProcessPoolExecutor.map` sends each file name to one of `N` worker processes, which run
@@ -385,7 +403,7 @@ plt.show()
 # and the pool, which starts its workers once, is the best of the parallel methods. That is the
 # **overhead lesson**; the next section gives the same tools a job worth parallelising.
 #
-# ## 5b. A per-file job that pays: regridding
+# ## 5b. A per-file job that pays: regridding *(optional)*
 #
 # Real per-file jobs are heavier: regridding with CDO, running a model once per parameter set,
 # detecting features in each image, seconds to minutes per file. Here every map of each file is
@@ -441,7 +459,7 @@ if "GNU parallel" in heavy_times:
 # same gain for Python functions; GNU parallel runs any program.
 # Rule of thumb: one job should run for **seconds or more**; if it does not, give each job several files.
 #
-# ## 6. Many small files: the images
+# ## 6. Many small files: the images *(core)*
 #
 # The image folder is the extreme case: hundreds of small files, milliseconds of work each. One
 # process per image spends nearly all its time starting Python. `-X` tells GNU parallel to put as many
@@ -481,7 +499,7 @@ course.table([{"method": method, "images": n, "seconds": f"{s:.2f}", "ms per ima
 # `chunksize=32` is the pool's version of `-X`: each message to a worker carries 32 file names
 # instead of one, so the workers spend their time working rather than waiting for the next name.
 #
-# ## 7. When is GNU parallel all you need?
+# ## 7. When is GNU parallel all you need? *(core)*
 #
 # **Enough**, when the work splits into independent files (or parameter values), each job fits in
 # one process's memory, and the results are small files you combine afterwards (`cat`, a short Python
@@ -497,7 +515,7 @@ course.table([{"method": method, "images": n, "seconds": f"{s:.2f}", "ms per ima
 # - jobs must exchange data while they run: that is MPI (episode 05) or Dask.
 
 # %% [markdown]
-# ### Exercise 1: one output file per input
+# ### Exercise 1: one output file per input (4 min)
 # Write one CSV per month for the sea-surface temperature (`--var sst`) into `$OUT/sst/`, named after
 # the input file (`era5_2000-01.csv` for `era5_2000-01.nc`). Check with `--dry-run` first.
 # Then combine them into one file.
@@ -514,7 +532,7 @@ course.table([{"method": method, "images": n, "seconds": f"{s:.2f}", "ms per ima
 # would land in one file named literally `{/.}.csv`. `{/.}` is the basename without extension.
 # </details>
 #
-# ### Exercise 2: every combination
+# ### Exercise 2: every combination (3 min)
 # Summarise `t2m`, `sst` and `tp` for every file with **one** command. How many jobs does it run?
 # Count them without running them.
 #
@@ -527,7 +545,7 @@ course.table([{"method": method, "images": n, "seconds": f"{s:.2f}", "ms per ima
 # `| wc -l` (and add `-k > all.csv`) to run them.
 # </details>
 #
-# ### Exercise 3: a bad file
+# ### Exercise 3: a bad file (4 min)
 # Create a broken file, `echo "not NetCDF" > $OUT/era5_broken.nc`, and run the joblog command of
 # section 3 on `$DATA/era5_*.nc $OUT/era5_broken.nc`. What do the terminal, the output file and the
 # joblog show? Which option reruns only the failed job once you have fixed (or removed) the file?
@@ -541,7 +559,7 @@ course.table([{"method": method, "images": n, "seconds": f"{s:.2f}", "ms per ima
 # job automatically, useful for flaky network file systems.
 # </details>
 #
-# ### Exercise 4: batch the images by hand
+# ### Exercise 4: batch the images by hand (4 min)
 # Make `xargs` process the images 100 per process, 2 processes at a time. Compare with `parallel -X`.
 # Why is one process per image so much slower?
 #

@@ -1,3 +1,11 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
 # %% [markdown]
 # # 07 · Xarray + Dask: NetCDF, lazy loading and out-of-core analysis
 #
@@ -48,7 +56,7 @@ era5.report()  # own files only: what they are and what normalising did
 print(course.hardware())
 
 # %% [markdown]
-# ## 1. What is in a NetCDF file?
+# ## 1. What is in a NetCDF file? *(core)*
 #
 # NetCDF (here NetCDF-4, which stores its data in HDF5) is *self-describing*: a header names the
 # **dimensions** (`time`, `latitude`, `longitude` and their lengths), the **variables** (arrays with a
@@ -163,7 +171,7 @@ else:
     print(f"encoding: {dict((k, dec_ds.t2m.encoding[k]) for k in ('dtype', 'zlib', 'complevel') if k in dec_ds.t2m.encoding)}")
 
 # %% [markdown]
-# ## 2. A Dask cluster and its dashboard
+# ## 2. A Dask cluster and its dashboard *(core)*
 #
 # Xarray hands its computations to Dask. We start a cluster now, so that the dashboard shows
 # everything that follows. `clusters.client()` (from the course package, episode 05) starts a
@@ -197,7 +205,7 @@ threads = "/".join(str(t) for t in sorted({w["nthreads"] for w in workers.values
 print(f"{n_workers} workers × {threads} thread(s) · {course.hardware()}")
 
 # %% [markdown]
-# ## 3. The pain: opening many files
+# ## 3. The pain: opening many files *(core)*
 #
 # `xr.open_mfdataset` opens every file, reads every header and the coordinates, checks that the files
 # fit together, and concatenates them along `time`. With its defaults it also compares every
@@ -285,7 +293,7 @@ for name, d in [("defaults", ds_default), ("minimal", ds)] if era5.needs(ds, ["l
 # future xarray versions will use by default, which is why xarray warns about the old defaults).
 
 # %% [markdown]
-# ## 4. Lazy loading and chunks
+# ## 4. Lazy loading and chunks *(core)*
 #
 # The dataset we opened is **lazy**: each variable is a Dask array, a grid of *chunks*, each chunk a
 # small NumPy array that Dask reads from its file only when a computation needs it. `ds.chunks` lists
@@ -350,7 +358,7 @@ fig.tight_layout(rect=(0, 0.04, 1, 1))
 plt.show()
 
 # %% [markdown]
-# ## 5. Time series: resample, rolling, seasons, climatology, anomalies
+# ## 5. Time series: resample, rolling, seasons, climatology, anomalies *(core)*
 #
 # A regional mean is a small computation on a big dataset: select a box, average over it with weights
 # $\cos(\text{latitude})$ (grid cells shrink towards the poles), and compute. The result, one value per
@@ -541,7 +549,7 @@ print(course.hardware())
 # (`groupby("time.month").mean(method="cohorts")`) or `flox.xarray.rechunk_for_cohorts`.
 
 # %% [markdown]
-# ## 6. The whole dataset: `.mean("time")` on the cluster
+# ## 6. The whole dataset: `.mean("time")` on the cluster *(core)*
 #
 # Now the computation that kills the naive script: the time mean of every variable at every grid
 # point, over all files. Have the dashboard open: *Task Stream* shows each chunk being read and

@@ -1,7 +1,15 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
 # %% [markdown]
 # # 08 · Maps with Cartopy
 #
-# **Teaching:** 30 min · **Exercises:** 20 min
+# **Teaching:** 25 min · **Exercises:** 20 min
 #
 # ## Objectives
 # - Tell the *projection* of a map (how it is drawn) from the *coordinate system of the data* (where
@@ -94,7 +102,7 @@ def save(fig, name):
     fig.savefig(FIGURES / f"{name}.png", bbox_inches="tight")
 
 # %% [markdown]
-# ## 1. The data: a climatology and one unusual day
+# ## 1. The data: a climatology and one unusual day *(core)*
 #
 # We open the course's NetCDF files lazily (as in episode 07) and compute three things in **one**
 # pass over the data, with `dask.compute`, so that each file is read once:
@@ -143,7 +151,7 @@ print(f"warmest day over western Europe relative to its month: {DAY}, "
 print(course.hardware())
 
 # %% [markdown]
-# ## 2. Projection and transform: two different questions
+# ## 2. Projection and transform: two different questions *(core)*
 #
 # Every Cartopy map answers two questions, and people mix them up:
 #
@@ -199,7 +207,7 @@ save(fig, "projections")
 # leaves those cells out. On the workshop's 1° grid the spot is half as wide as on the small 2° grid.
 
 # %% [markdown]
-# ## 3. What `transform=` is for
+# ## 3. What `transform=` is for *(core)*
 #
 # Leave `transform=` out and Cartopy assumes the numbers are already in the coordinates of the map's
 # projection. On a PlateCarree map centred on the Pacific (`central_longitude=180`) that shifts the
@@ -221,7 +229,7 @@ for ax, title in [(good, "transform=ccrs.PlateCarree()"), (bad, "no transform: s
 save(fig, "transform")
 
 # %% [markdown]
-# ## 4. A climatology map: coastlines, borders, labelled gridlines
+# ## 4. A climatology map: coastlines, borders, labelled gridlines *(core)*
 #
 # A map for a paper or a slide needs context: coastlines, country borders and gridlines labelled in
 # degrees. A **sequential**, perceptually uniform colour map fits a quantity that runs from low to high:
@@ -254,7 +262,7 @@ ax.set_title(f"Mean 2 m temperature, {PERIOD}")
 save(fig, "climatology")
 
 # %% [markdown]
-# ## 5. An anomaly map: diverging and centred on zero
+# ## 5. An anomaly map: diverging and centred on zero *(core)*
 #
 # An anomaly has a meaningful middle: zero, "as usual for the season". A **diverging** colour map
 # shows that: white at zero, red for warmer, blue for colder (`RdBu_r`; red–blue stays distinguishable
@@ -281,7 +289,7 @@ ax.set_title(f"2 m temperature anomaly on {DAY}")
 save(fig, "anomaly")
 
 # %% [markdown]
-# ## 6. A regional map for the flood modeller
+# ## 6. A regional map for the flood modeller *(core)*
 #
 # Regional maps use a projection made for their latitude: Lambert conformal with standard parallels
 # at 35° and 65° N is the usual choice for Europe. `set_extent` (in longitude/latitude, hence
@@ -318,8 +326,7 @@ save(fig, "europe")
 # For the polders of the Netherlands even 0.25° ERA5 is coarse, which is why flood modellers downscale.
 
 # %% [markdown]
-# ## 7. Did anything try the network?
-
+# ## 7. Did anything try the network? *(optional)*
 # %%
 #| label: offline-check
 downloader = cartopy.config["downloaders"][("shapefiles", "natural_earth")]
@@ -331,7 +338,7 @@ print(f"finer layers requested, replaced by 110m: {used_fallback}")
 print(f"maps drawn: {len(pngs)} PNGs in {FIGURES.relative_to(course.ROOT).as_posix()}")
 
 # %% [markdown]
-# ### Exercise 1: a precipitation climatology for the flood modeller
+# ### Exercise 1: a precipitation climatology for the flood modeller (6 min)
 # Map the mean daily precipitation over Europe in the Lambert projection. `tp` is in metres per
 # time step (12 hours on the small dataset, 6 at workshop size): sum per day and convert to mm/day.
 # Which colour map, and why not `RdBu_r`?
@@ -354,7 +361,7 @@ print(f"maps drawn: {len(pngs)} PNGs in {FIGURES.relative_to(course.ROOT).as_pos
 # more naturally than red–blue.
 # </details>
 #
-# ### Exercise 2: your own globe
+# ### Exercise 2: your own globe (5 min)
 # Draw the anomaly on an `Orthographic` projection centred on where you live, with coastlines, borders
 # and gridlines (labels off). What happens to the grid cells near the edge of the globe?
 #
@@ -365,20 +372,23 @@ print(f"maps drawn: {len(pngs)} PNGs in {FIGURES.relative_to(course.ROOT).as_pos
 # slivers: Orthographic is a view of the globe, not a map for reading values.
 # </details>
 #
-# ### Exercise 3: find the bug
-# A colleague's map of Europe shows coastlines and a colour bar, but no data at all, and no error.
-# Their code is `anomaly.plot(ax=ax, cmap="RdBu_r", center=0)` on the `LambertConformal` axes of
-# section 6, followed by `set_extent` and `coastlines`. What is wrong? Try it.
+# ### Exercise 3: find the bug (4 min)
+# A colleague maps the anomaly of the same unusual day with the same colour scale and projection, but
+# their map is warm over one whole hemisphere and cold over the other, and Europe hardly stands out.
+# Their anomaly is `bad = t2m.sel(time=DAY).mean("time") - climatology`. What is wrong? Plot `bad`
+# next to `anomaly` (section 5) to check, and say what their map really shows.
 #
 # <details><summary>Solution</summary>
 #
-# No `transform=`: Cartopy takes the longitudes and latitudes as Lambert coordinates, which are
-# metres, so the whole grid becomes a patch a few hundred metres wide at the projection's origin
-# (10° E, 52° N, in central Germany): far too small to see on a map of Europe. Add
-# `transform=ccrs.PlateCarree()`.
+# `climatology` is the mean over *all* times, so `bad` is the day minus the annual mean: it shows the
+# season (summer in one hemisphere, winter in the other), which swamps the day's weather. An anomaly
+# must be taken against the climatology of the same time of year: section 1 subtracts
+# `monthly.sel(month=day.month)`, the mean of that calendar month over every year (with more years, a
+# day-of-year climatology is better still). `(bad - anomaly)` is the same for every day of a month:
+# the month's mean minus the annual mean.
 # </details>
 #
-# ### Exercise 4: an honest colour scale
+# ### Exercise 4: an honest colour scale (5 min)
 # Plot the anomaly once with `cmap="RdBu_r", robust=True` but *without* `center=0`. Compare the colour
 # bar with the one above. Why can that map mislead?
 #

@@ -1,7 +1,15 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
 # %% [markdown]
 # # 09 · Zarr and storage for parallel work
 #
-# **Teaching:** 50 min · **Exercises:** 35 min
+# **Teaching:** 40 min · **Exercises:** 35 min
 #
 # ## Objectives
 # - Explain how a Zarr store (a folder, or a bucket, of chunk objects) differs from a pile of
@@ -100,7 +108,7 @@ era5.report()  # own files only: what they are and what normalising did
 print(course.hardware())
 
 # %% [markdown]
-# ## 1. From many NetCDF files to one Zarr store
+# ## 1. From many NetCDF files to one Zarr store *(core)*
 #
 # Opening the NetCDF files is the step everybody waits for. `open_mfdataset` opens every file, reads
 # every variable's metadata and the coordinates, and checks that the files fit together. We give it
@@ -213,7 +221,7 @@ print("every value identical:", ", ".join(f"{k} {v}" for k, v in identical.items
 # opening, or store the decoded floats instead of packed integers.
 
 # %% [markdown]
-# ## 2. What is inside a Zarr store?
+# ## 2. What is inside a Zarr store? *(core)*
 #
 # A Zarr store is just a folder (or, on an object store, a prefix of keys). Each array has a
 # `zarr.json` (shape, data type, chunk shape, codecs, attributes) and a `c/` folder with one object
@@ -239,7 +247,7 @@ print("  codecs:", " → ".join(type(c).__name__ for c in meta.codecs))
 # the values above are bit-for-bit identical.
 
 # %% [markdown]
-# ## 3. Chunk for the way you read
+# ## 3. Chunk for the way you read *(core)*
 #
 # Map-shaped chunks (many whole maps in a chunk) are perfect for "the global mean of every day". The
 # flood modeller wants the opposite: *one* grid cell, *all* time steps. From map-shaped chunks that
@@ -384,7 +392,7 @@ fig.tight_layout(rect=(0, 0.04, 1, 1))
 # neither, which is often the right choice for one shared copy.
 
 # %% [markdown]
-# ## 4. Compression: codecs and packing
+# ## 4. Compression: codecs and packing *(core)*
 #
 # Every chunk passes through a chain of *codecs* on its way to storage. Zarr 3 names them in
 # `zarr.json`: a serializer (`bytes`), then compressors. Blosc is a meta-compressor built for numeric
@@ -468,7 +476,7 @@ print(f"write speeds of the compressors: {write_speed[lossless[1:]].min():.0f} t
 print(course.hardware())
 
 # %% [markdown]
-# ## 5. Parallel reads: NetCDF against Zarr
+# ## 5. Parallel reads: NetCDF against Zarr *(core)*
 #
 # Now the claim everybody repeats: "Zarr is better for parallel reads". Here it is measured, with a
 # fair comparison. Both formats hold the same decoded `float32` values in chunks of the same shape
@@ -608,7 +616,7 @@ for name in (nczlib_name, zarr_name):
 #   for your machine, and measure again on the machine you will use.
 
 # %% [markdown]
-# ## 6. Many small files on a parallel filesystem
+# ## 6. Many small files on a parallel filesystem *(optional)*
 #
 # On a laptop a file is cheap. On an HPC parallel filesystem (Lustre, GPFS/Spectrum Scale, BeeGFS)
 # every file is an **inode** managed by a small number of *metadata servers*, shared by every user of
@@ -673,7 +681,7 @@ print(course.hardware())
 # want to read are smaller than that.
 
 # %% [markdown]
-# ## 7. Object stores: the same store in an S3 bucket
+# ## 7. Object stores: the same store in an S3 bucket *(optional)*
 #
 # In the cloud (and increasingly on HPC sites and institutional storage) data live in an **object
 # store**: a flat namespace of keys in a bucket, reached over HTTP with the S3 protocol. There is no
@@ -736,7 +744,7 @@ s3_port_closed = not local_s3.port_is_open(s3_port)
 print(f"server process {s3_pid} gone: {s3_process_gone} · port {s3_port} closed: {s3_port_closed}")
 
 # %% [markdown]
-# ## 8. Catalogues: find the data without knowing the paths
+# ## 8. Catalogues: find the data without knowing the paths *(optional)*
 #
 # After this episode the same data exist as NetCDF files, two Zarr stores and an S3 copy. A
 # **catalogue** gives each version a name, says how to open it, and keeps paths and options out of
@@ -800,7 +808,7 @@ catalog_same = bool(from_catalog["era5_netcdf"].t2m.isel(time=slice(0, map_steps
 print("both entries give the same t2m:", catalog_same)
 
 # %% [markdown]
-# ## 9. Parquet for tabular extracts
+# ## 9. Parquet for tabular extracts *(core)*
 #
 # Station time series are tables, not arrays: a row per time and station. For tables the column store
 # **Parquet** (via `pyarrow`) is the analogue of Zarr: compressed column chunks in *row groups*, which
@@ -856,14 +864,14 @@ print(f"on {course.usable_cores()} cores · {course.hardware()}")
 
 # %% [markdown]
 # Threads help when there is decoding to share out: many row groups and columns, heavy compression,
-# and idle cores. On a laptop with two busy cores, or for a table this compressible (the `time`,
+# and idle cores. On a laptop whose few cores are busy, or for a table this compressible (the `time`,
 # `latitude` and `longitude` columns are mostly repeats), the gain can be nothing at all; on a
 # workstation reading gigabytes it approaches the number of cores. `use_threads=True` is the default
 # in `pyarrow` and `pandas.read_parquet`: you rarely need to switch it on, but you should know what it
 # costs you to switch it off (as some batch scripts do to "play nice" on shared nodes).
 
 # %% [markdown]
-# ## 10. Zarr without copying: a virtual store over the NetCDF files
+# ## 10. Zarr without copying: a virtual store over the NetCDF files *(optional)*
 #
 # Section 1 converted the files: a second copy of every byte, written once. For an archive of tens
 # of terabytes on a shared NAS that copy may be impossible (no space, no time, no permission), and

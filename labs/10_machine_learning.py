@@ -1,3 +1,11 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
 # %% [markdown]
 # # 10 · Machine learning with Dask: training on more data than memory
 #
@@ -55,7 +63,7 @@ print(f"{len(files)} monthly files ({course.size()} size), {N} usable cores")
 print(course.hardware())
 
 # %% [markdown]
-# ## 1. The task, its features, and a split in time
+# ## 1. The task, its features, and a split in time *(core)*
 #
 # Each row of our table is one grid point at one time step. The **features** describe the local state
 # now: 2 m temperature, sea surface temperature (over land the air temperature instead of a missing
@@ -162,7 +170,7 @@ def skill(parts, references=()):
 
 
 # %% [markdown]
-# ## 2. scikit-learn in ten minutes, on one month
+# ## 2. scikit-learn in ten minutes, on one month *(core)*
 #
 # Every scikit-learn model is an **estimator**: you create it with its settings, `fit(X, y)` learns
 # from data, `predict_proba(X)` gives the probability of each class for new rows. A **pipeline** chains
@@ -214,7 +222,7 @@ print("P(rain):  ", model.predict_proba(X_te[:8])[:, 1].round(2))
 print("observed: ", y_te[:8])
 
 # %% [markdown]
-# ## 3. Compute-bound: many fits on data that fit
+# ## 3. Compute-bound: many fits on data that fit *(core)*
 #
 # Choosing a model's settings (its *hyper-parameters*) means fitting it many times: a grid search tries
 # every combination, each with cross-validation. The data fit in memory; the *work* is the problem.
@@ -278,7 +286,7 @@ course.table([{"joblib backend": k, "processes": p, "time": f"{s:.1f} s", "speed
 # amount of parallel fitting helps: the model has to see the data in pieces.
 
 # %% [markdown]
-# ## 4. Data-bound: training in pieces, memory measured
+# ## 4. Data-bound: training in pieces, memory measured *(core)*
 #
 # Now every file, opened lazily in **blocks** of a few time steps. The block size comes from a target
 # size for one block of features (tens of MiB, as in episode 04), not from this machine. The split is
@@ -484,7 +492,7 @@ plt.show()
 # ahead then depends on its scheduler, not on us; its row in the table says what it did here.
 
 # %% [markdown]
-# ## 5. Without Dask: one machine's memory, and a plain loop
+# ## 5. Without Dask: one machine's memory, and a plain loop *(core)*
 #
 # Is Dask needed at all? Two fair rivals, on the same training period:
 #
@@ -530,7 +538,7 @@ gc.collect()
 # The plain loop scales each month with the statistics seen so far (`partial_fit` of the scaler), a
 # small difference from the Dask model, which learnt its scaling in a first pass over everything.
 #
-# ## 6. Skill on the held-out period
+# ## 6. Skill on the held-out period *(core)*
 #
 # **Boosted trees on a cluster: `xgboost.dask`**, the maintained route for gradient boosting with Dask.
 # Install the CPU-only wheel, `pip install xgboost-cpu` (conda-forge: `py-xgboost-cpu`); the default
@@ -705,7 +713,7 @@ print(f"{course.hardware()}; {bench.load()}")
 course.table(steps.rows(memory_limit))
 
 # %% [markdown]
-# ## 7. Where the ecosystem stands
+# ## 7. Where the ecosystem stands *(core)*
 #
 # **dask-ml is in maintenance.** Version 2025.1.0 works for what this lab uses (`Incremental`,
 # `ParallelPostFit`, `StandardScaler`; also `train_test_split` and the GLMs), but two of its well-known

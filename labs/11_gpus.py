@@ -1,7 +1,15 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
 # %% [markdown]
 # # 11 · GPUs: CuPy, Numba CUDA, Dask and RAPIDS
 #
-# **Teaching:** 35 min · **Exercises:** 25 min
+# **Teaching:** 40 min · **Exercises:** 25 min
 #
 # ## Objectives
 # - Explain what a GPU is good at (thousands of simple cores, very fast memory) and what it costs
@@ -23,7 +31,7 @@
 # No GPU is not an error; it is a row in a table that says how to get the figure.
 
 # %% [markdown]
-# ## 0. Is there a GPU here?
+# ## 0. Is there a GPU here? *(core)*
 #
 # We ask in a separate Python process (`gpu.probe()`): it looks for the NVIDIA driver, then tries a
 # real CuPy array and a real Numba kernel on the device. A broken CUDA installation can then only
@@ -125,7 +133,7 @@ else:
 say(NOTICE)
 
 # %% [markdown]
-# ## 1. Why a GPU: many cores, fast memory, and a bus in between
+# ## 1. Why a GPU: many cores, fast memory, and a bus in between *(core)*
 #
 # A CPU has a few (2–128) fast, clever cores with large caches. A GPU has thousands of simple ones,
 # grouped into *streaming multiprocessors* (SMs), and its own memory, built for bandwidth: an H100 reads
@@ -388,7 +396,7 @@ else:
 # everything there, bring back only small results.
 
 # %% [markdown]
-# ## 2. The swap: `xp = cupy` or `numpy`
+# ## 2. The swap: `xp = cupy` or `numpy` *(core)*
 #
 # CuPy copies NumPy's interface: `cupy.mean`, `cupy.fft`, `cupy.random.default_rng`, slicing,
 # broadcasting. So array code written against a module *name* runs on either:
@@ -556,7 +564,7 @@ if n_hot_gpu is not None:
 print(HARDWARE)
 
 # %% [markdown]
-# ## 3. Numba on the GPU: a kernel of your own
+# ## 3. Numba on the GPU: a kernel of your own *(core)*
 #
 # When no library function does what you need, write a **kernel**: a function that thousands of GPU
 # threads run at once, each on its own part of the data. The simplest kind gives every thread one
@@ -738,7 +746,7 @@ for cpu_way, gpu_way in [("NumPy (CPU, 1 core)", "CuPy (GPU)"), (f"Numba prange 
     print(f"{gpu_way}: {rates[gpu_way] / rates[cpu_way]:.0f}× {cpu_way}" if gpu_way in rates else f"{gpu_way}: {NO_GPU}")
 
 # %% [markdown]
-# ## 4. Dask and Xarray with GPU chunks
+# ## 4. Dask and Xarray with GPU chunks *(core)*
 #
 # A Dask array is a grid of chunks, and each chunk is an array of *some* library: NumPy by default,
 # CuPy if we ask for it. Two ways to ask:
@@ -869,7 +877,7 @@ print("cluster closed; processes left:", left_running or "none")
 # (NVIDIA's `kvikio` and `nvcomp`) attack the reading itself.
 
 # %% [markdown]
-# ## 5. cuDF and cuML: pandas and scikit-learn on the GPU, without changing the code
+# ## 5. cuDF and cuML: pandas and scikit-learn on the GPU, without changing the code *(optional)*
 #
 # RAPIDS **cuDF** is a GPU DataFrame library with pandas' interface, and **cuML** a GPU machine-learning
 # library with scikit-learn's. Both can *accelerate unchanged code*: start Python with
@@ -959,7 +967,7 @@ print(HARDWARE)
 # (`python -m cudf.pandas --profile script.py`).
 
 # %% [markdown]
-# ## 6. What this machine measured
+# ## 6. What this machine measured *(core)*
 #
 # One table for the slides, with the GPU column filled in only where a GPU measured it. Where the course
 # has figures recorded on a GPU machine (`labs/course/gpu_reference.json`), they stand in a column of

@@ -1,7 +1,15 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
 # %% [markdown]
 # # 12 · The golden path: from NetCDF on the NAS to a PyTorch model and a skill map
 #
-# **Teaching:** 90 min · **Exercises:** 60 min
+# **Teaching:** 65 min · **Exercises:** 55 min
 #
 # ## Objectives
 # - Open a multi-file NetCDF dataset, say why it is slow, and work on it lazily: chunks, `sel`, a plot.
@@ -56,7 +64,7 @@ print(f"{len(files)} NetCDF files, {disk_bytes / MiB:.0f} MiB on disk "
 print(course.hardware())
 
 # %% [markdown]
-# ## Module 1 · The Xarray + Dask "Aha!" moment · Teaching: 25 min · Exercises: 15 min
+# ## Module 1 · The Xarray + Dask "Aha!" moment · Teaching: 20 min · Exercises: 15 min
 #
 # ### The pain: `open_mfdataset` is slow to parse
 # `xr.open_mfdataset` opens every file, reads its header and coordinates, checks that the files fit
@@ -236,8 +244,8 @@ print(f"{len(workers)} workers × 1 thread; each may use {worker_limit / MiB:.0f
       f"(idle {idle_bytes / MiB:.0f} MiB; chunks of {chunk_bytes / MiB:.1f} MiB)")
 share = total_limit / ds.nbytes
 print(f"all workers together: {total_limit / MiB:.0f} MiB, {share:.2f}× the decoded dataset "
-      f"({ds.nbytes / MiB:.0f} MiB): " + ("less than the data" if share < 1 else
-                                           "more than the data at this size: the floor (idle memory) dominates"))
+      f"({ds.nbytes / MiB:.0f} MiB):")
+print("  less than the data" if share < 1 else "  more than the data at this size: the floor (idle memory) dominates")
 print(course.hardware())
 
 # %% [markdown]
@@ -304,7 +312,7 @@ if not course.era5.own_data():
 # </details>
 
 # %% [markdown]
-# ## Module 2 · Storage for parallel readers: Zarr · Teaching: 15 min · Exercises: 10 min
+# ## Module 2 · Storage for parallel readers: Zarr · Teaching: 10 min · Exercises: 10 min
 #
 # ### Why Zarr? What lab 09 measured
 # NetCDF-4/HDF5 is one file with its metadata inside it. In one process the HDF5 library is not
@@ -389,10 +397,10 @@ course.table([
     {"how": "to_zarr, once", "seconds": f"{t_to_zarr:.1f}"},
 ])
 gain = t_open["minimal"] - t_open["zarr"]
-print((f"open_zarr: {t_open['minimal'] / t_open['zarr']:.1f}× as fast as open_mfdataset here; the conversion "
-       f"costs as much as {t_to_zarr / gain:.0f} opens save" if gain > 0 else
-       "open_zarr: not faster than open_mfdataset here (a few local files, a busy machine)"),
-      f"· fresh process each, cold, mean of 2 · {load()}")
+print(f"open_zarr: {t_open['minimal'] / t_open['zarr']:.1f}× as fast as open_mfdataset here;\n"
+      f"  the conversion costs as much as {t_to_zarr / gain:.0f} opens save" if gain > 0 else
+      "open_zarr: not faster than open_mfdataset here\n  (a few local files, a busy machine)")
+print(f"fresh process each, cold, mean of 2 · {load()}")
 print(course.hardware())
 
 # %% [markdown]
@@ -427,7 +435,7 @@ print(course.hardware())
 # </details>
 
 # %% [markdown]
-# ## Module 3 · The ML application workflow · Teaching: 50 min · Exercises: 35 min
+# ## Module 3 · The ML application workflow · Teaching: 35 min · Exercises: 30 min
 #
 # ### The pain, shown without crashing
 # The usual first attempt is `ds.load().to_numpy()`. We do not run it: we ask the lazy dataset what it
@@ -469,8 +477,9 @@ no_dask = xr.open_zarr(STORE, consolidated=True, chunks=None)  # Xarray indexes 
 sample_steps = no_dask[INPUTS + STATIC].isel(time=slice(0, train_slice.stop, 5)).load()
 stats = {v: (float(sample_steps[v].mean()), float(sample_steps[v].std())) for v in INPUTS + STATIC}
 print(f"training: steps 0–{train_slice.stop - 1} ({str(zr.time.values[0])[:10]} to "
-      f"{str(zr.time.values[train_slice.stop - 1])[:10]}); gap of one day; held out: steps "
-      f"{test_start}–{n_time - 1} ({str(zr.time.values[test_start])[:10]} to {str(zr.time.values[-1])[:10]})")
+      f"{str(zr.time.values[train_slice.stop - 1])[:10]}); gap of one day")
+print(f"held out: steps {test_start}–{n_time - 1} ({str(zr.time.values[test_start])[:10]} to "
+      f"{str(zr.time.values[-1])[:10]})")
 
 # %% [markdown]
 # ### xbatcher: the plain `for batch in generator:` loop
@@ -622,8 +631,8 @@ course.table([r | {"MiB/s": f"{r['MiB/s']:.0f}", "ceiling MiB/s": f"{r['ceiling 
                    "of its ceiling": f"{100 * r['MiB/s'] / r['ceiling MiB/s']:.0f} %"} for r in rows])
 print("the window readers reach " + " and ".join(f"{100 * r['MiB/s'] / r['ceiling MiB/s']:.0f} %" for r in rows)
       + " of their ceilings")
-print(f"windows of {WINDOW['time']}×{WINDOW['latitude']}×{WINDOW['longitude']}, cold store each time · "
-      f"DataLoader start-up {map_startup:.1f} s not counted · {load()}")
+print(f"windows of {WINDOW['time']}×{WINDOW['latitude']}×{WINDOW['longitude']}, cold store each time")
+print(f"DataLoader start-up {map_startup:.1f} s not counted · {load()}")
 print(course.hardware())
 
 # %% [markdown]
@@ -674,8 +683,8 @@ course.table([r | {"MiB/s": f"{r['MiB/s']:.0f}", "ceiling MiB/s": f"{r['ceiling 
                    "of its ceiling": f"{100 * r['MiB/s'] / r['ceiling MiB/s']:.0f} %"} for r in rows])
 print(f"TimeBlocks: {100 * feed_fraction:.0f} % of its ceiling, MapDataset {100 * map_fraction:.0f} % of its own: "
       + ("the larger items pay" if feed_fraction > map_fraction else "no gain here: look at the load"))
-print(f"{len(blocks)} blocks of {BLOCK - 1} samples on the whole grid · cold store each time · "
-      f"start-up {blocks_startup:.1f} s not counted · {load()}")
+print(f"{len(blocks)} blocks of {BLOCK - 1} samples on the whole grid · cold store each time")
+print(f"start-up {blocks_startup:.1f} s not counted · {load()}")
 print(course.hardware())
 
 # %% [markdown]
@@ -933,8 +942,8 @@ for name, f in forecasts.items():
                 "significantly worse at": f"{100 * float(worse.mean()):.0f} %"}
     rows.append(row)
 course.table(rows)
-print(f"{obs.time.size} held-out forecasts at every point; sign test on absolute errors, AR(1)-widened, "
-      f"Benjamini–Hochberg at 5 % · rmse_model: a DataArray of {dict(rmse_map['model'].sizes)}")
+print(f"{obs.time.size} held-out forecasts at every point; sign test on absolute errors,")
+print(f"AR(1)-widened, Benjamini–Hochberg at 5 % · rmse_model: {dict(rmse_map['model'].sizes)}")
 
 # %%
 #| label: fig-rmse-maps

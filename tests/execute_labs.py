@@ -305,6 +305,7 @@ def record_time(lab: str, seconds: float) -> None:
         times = []
     times.append({"lab": lab, "seconds": round(seconds, 1), "size": os.environ.get("COURSE_SIZE", "small"),
                   "hardware": f"{platform.machine()} · {os.cpu_count()} cores · {platform.system()}",
+                  "burners": int(os.environ.get("COURSE_UNDER_LOAD", "0") or 0),
                   "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")})
     path.write_text(json.dumps(times[-500:], indent=1))
 

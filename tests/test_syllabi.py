@@ -66,30 +66,26 @@ def test_every_format_is_in_the_committed_syllabi():
 
 
 def test_syllabus_minutes_match_the_labs():
-    labs, modules = front_matter()
+    """Each row's minutes are its lab's own (front matter, module heading or exercise headings)."""
+    labs = syllabi.read_labs()
+    excerpts = {syllabi._excerpt_row(i, labs)[0].what for f in syllabi.FORMATS for _, items in f.days
+                for i in items if isinstance(i, syllabi.Excerpt) and i.lab in labs}
     checked = 0
-    for name, days in committed_days().items():
-        for rows in days:
+    for fmt in syllabi.FORMATS:
+        for rows in syllabi.schedule(fmt, labs)[0]:
             for row in rows:
-                link = LINKED.search(row["what"])
-                if not link:
-                    assert row["teaching"] is None, f"{name}: {row['what']} has minutes but names no lab"
+                if row.pause or row.what in excerpts:  # excerpts: test_excerpts_name_what_the_labs_have
                     continue
-                title, file = link.groups()
-                title = title.replace("\\|", "|")
-                assert file in labs, f"{name}: {file} is not a lab"
-                if title.startswith("Module "):
-                    assert (file, title) in modules, f"{name}: {file} has no heading for {title!r}"
-                    teaching, exercises = modules[(file, title)]
-                elif "exercises as homework" in title:
-                    teaching, exercises = labs[file][0], 0
+                lab = labs[row.episode.split(".")[0]]
+                if "." in row.episode:
+                    module = next(m for m in lab.modules if f"{lab.number}.{m[0]}" == row.episode)
+                    expected = (module[2], module[3])
+                elif row.what.endswith("homework)"):
+                    expected = (lab.teaching, 0)
                 else:
-                    teaching, exercises = labs[file]
-                assert (int(row["teaching"]), int(row["exercises"])) == (teaching, exercises), (
-                    f"{name}: {title} shows {row['teaching']} + {row['exercises']} min, "
-                    f"but {file} says {teaching} + {exercises} min"
-                )
-                assert row["end"] - row["start"] == teaching + exercises, f"{name}: {title}'s times of day"
+                    expected = (lab.teaching, lab.exercises)
+                assert (row.teaching, row.exercises) == expected, f"{fmt.name}: {row.what}"
+                assert row.minutes == row.teaching + row.exercises
                 checked += 1
     assert checked >= 10
 
@@ -101,27 +97,176 @@ def test_rows_follow_each_other_without_gaps():
                 assert before["end"] == after["start"], f"{name}: a gap or overlap before {after['what']}"
 
 
-@pytest.mark.parametrize("fmt", syllabi.FORMATS, ids=lambda f: f.key)
-def test_no_syllabus_overruns_its_slot(fmt):
+# ---------------------------------------------------------------------------------------------------
+# Rules a room can keep. Definitions (tests/syllabi.py): a *block* is the sessions between two breaks
+# (or lunch); every block is followed by a buffer of at least 10 % of its minutes, the day's last block
+# by the wrap-up; the *stretch* is the time from one break to the next, buffers, triage and wrap-up
+# included; *hands-on* is the share of exercise minutes in a day's teaching and exercise minutes.
+
+def _days(fmt):
     days, _ = syllabi.schedule(fmt, syllabi.read_labs())
-    for number, rows in enumerate(days, 1):
-        if not rows:
-            continue
-        length = rows[-1].start + rows[-1].minutes - rows[0].start
+    return [(n, rows) for n, rows in enumerate(days, 1) if rows]
+
+
+def _blocks(rows):
+    """[(sessions, the row after them)] split at pauses."""
+    blocks, current = [], []
+    for row in rows:
+        if row.pause:
+            if current:
+                blocks.append((current, row))
+            current = []
+        else:
+            current.append(row)
+    if current:
+        blocks.append((current, None))
+    return blocks
+
+
+FORMATS = pytest.mark.parametrize("fmt", syllabi.FORMATS, ids=lambda f: f.key)
+
+
+@FORMATS
+def test_every_day_fits_its_slot(fmt):
+    for number, rows in _days(fmt):
+        length = syllabi.day_figures(rows)["length"]
         assert length <= fmt.slot, f"{fmt.name}, day {number}: {length} min from start to end, slot {fmt.slot} min"
-        taught = sum(r.minutes for r in rows if not r.pause)
-        low, high = fmt.teaching_range
-        assert taught <= high, f"{fmt.name}, day {number}: {taught} min of teaching, at most {high}"
-        missing = syllabi.schedule(fmt, syllabi.read_labs())[1]
-        if not missing:  # a day short of a lab that has not arrived yet may run short
-            assert taught >= low, f"{fmt.name}, day {number}: only {taught} min of teaching, at least {low}"
-        breaks = [r for r in rows if r.pause and not r.what.startswith("Questions")]
-        if length > 150:
-            assert breaks, f"{fmt.name}, day {number}: {length} min without a break"
-        stretch = 0
-        for row in rows:
-            stretch = 0 if row in breaks else stretch + row.minutes
-            assert stretch <= 150, f"{fmt.name}, day {number}: {stretch} min without a break before {row.what}"
+
+
+@FORMATS
+def test_a_break_at_least_every_90_minutes(fmt):
+    for number, rows in _days(fmt):
+        longest = syllabi.day_figures(rows)["longest"]
+        assert longest <= syllabi.LONGEST_STRETCH, (
+            f"{fmt.name}, day {number}: {longest} min without a break (at most {syllabi.LONGEST_STRETCH})"
+        )
+
+
+@FORMATS
+def test_ten_percent_slack_after_every_block(fmt):
+    for number, rows in _days(fmt):
+        for sessions, after in _blocks(rows):
+            work = sum(r.minutes for r in sessions)
+            assert after is not None and after.kind in ("buffer", "wrap-up"), (
+                f"{fmt.name}, day {number}: no buffer or wrap-up after {sessions[-1].what}"
+            )
+            assert after.minutes >= syllabi.BUFFER_SHARE * work, (
+                f"{fmt.name}, day {number}: {after.minutes} min of slack after a {work}-min block "
+                f"ending with {sessions[-1].what}; at least {syllabi.BUFFER_SHARE:.0%}"
+            )
+        f = syllabi.day_figures(rows)
+        assert f["buffer"] >= syllabi.BUFFER_SHARE * (f["teaching"] + f["exercises"])
+
+
+@FORMATS
+def test_setup_triage_opens_a_format_that_starts_the_course(fmt):
+    days = _days(fmt)
+    assert days, f"{fmt.name}: no day has its labs in this checkout"
+    first = days[0][1][0]
+    if fmt.starts_course:
+        assert first.kind == "triage" and first.minutes >= 10, f"{fmt.name}: day 1 must start with 10 min of setup triage"
+    assert all(r.kind != "triage" for _, rows in days[1:] for r in rows), "triage belongs to the first day only"
+
+
+@FORMATS
+def test_every_day_ends_with_a_wrap_up(fmt):
+    for number, rows in _days(fmt):
+        assert rows[-1].kind == "wrap-up" and rows[-1].minutes >= 10, f"{fmt.name}, day {number}: no wrap-up at the end"
+
+
+@FORMATS
+def test_at_least_30_percent_hands_on(fmt):
+    for number, rows in _days(fmt):
+        share = syllabi.day_figures(rows)["hands_on"]
+        assert share >= syllabi.HANDS_ON_SHARE, f"{fmt.name}, day {number}: {share:.0%} hands-on, at least 30 %"
+
+
+@FORMATS
+def test_practice_in_every_block(fmt):
+    for number, rows in _days(fmt):
+        for sessions, _ in _blocks(rows):
+            assert sum(r.exercises for r in sessions) > 0, (
+                f"{fmt.name}, day {number}: the block ending with {sessions[-1].what} has no exercise"
+            )
+
+
+@FORMATS
+def test_excerpts_name_what_the_labs_have(fmt):
+    problems = syllabi.excerpt_problems(fmt, syllabi.read_labs())
+    assert not problems, f"{fmt.name}: {problems}"
+
+
+def test_shared_memory_format_follows_seed_001_in_order():
+    fmt = next(f for f in syllabi.FORMATS if f.key == "shared-memory-3h")
+    topics = [i.topic for _, items in fmt.days for i in items if isinstance(i, syllabi.Excerpt)]
+    assert topics and "Benchmarking" in topics[0], "the shared-memory format starts with benchmarking"
+    position = -1
+    for wanted in fmt.topics:
+        found = next((n for n, t in enumerate(topics) if wanted.lower() in t.lower() and n > position), None)
+        assert found is not None, f"seed 001's topic {wanted!r} is missing, or out of order, in {topics}"
+        position = found
+
+
+# ---------------------------------------------------------------------------------------------------
+# Minutes from content (the rule is stated in tests/syllabi.py: MIN_PER_SLIDE per core content slide of
+# the deck plus the lab's measured run minutes). `python tests/syllabi.py --minutes` prints the table.
+
+LABS = syllabi.read_labs()
+
+
+@pytest.mark.parametrize("lab", LABS.values(), ids=lambda lab: lab.stem)
+def test_teaching_minutes_cover_the_core_content(lab):
+    if not lab.deck.exists():
+        pytest.skip(f"{lab.deck.name} is not in this checkout")
+    needed, core, optional, run = lab.required_teaching()
+    teaching = sum(m[2] for m in lab.modules) if lab.modules else lab.teaching
+    assert teaching >= needed, (
+        f"{lab.file}: {teaching} min of teaching for {core} core slides ({syllabi.MIN_PER_SLIDE} min each) "
+        f"and {run} min of running cells: at least {needed}. Raise the minutes, or tag slides "
+        f"`{{.optional}}` in {lab.deck.name} (and the sections `*(optional)*` in the lab)"
+    )
+
+
+@pytest.mark.parametrize("lab", LABS.values(), ids=lambda lab: lab.stem)
+def test_sections_are_tagged_core_or_optional(lab):
+    untagged = [f"{n}. {t}" for n, t, tag in lab.sections if tag is None]
+    assert not untagged, f"{lab.file}: end these section headings with *(core)* or *(optional)*: {untagged}"
+    optional_lab = any(tag == "optional" for *_, tag in lab.sections)
+    optional_deck = any(s.optional for s in lab.slides())
+    assert optional_lab == optional_deck or not lab.deck.exists(), (
+        f"{lab.file} and {lab.deck.name}: one has optional sections and the other none; tag both"
+    )
+
+
+@pytest.mark.parametrize("lab", LABS.values(), ids=lambda lab: lab.stem)
+def test_exercise_minutes_add_up(lab):
+    given = [m for *_, m in lab.exercise_list]
+    if not given or None in given:
+        pytest.skip(f"{lab.file} gives no minutes in its exercise headings")
+    assert sum(given) == lab.exercises, (
+        f"{lab.file}: its exercises' headings add up to {sum(given)} min, its front matter says {lab.exercises}"
+    )
+
+
+@pytest.mark.parametrize("lab", LABS.values(), ids=lambda lab: lab.stem)
+def test_deck_states_the_labs_minutes(lab):
+    if not lab.deck.exists():
+        pytest.skip(f"{lab.deck.name} is not in this checkout")
+    m = re.search(r"\[Teaching (\d+) min · Exercises (\d+) min", lab.deck.read_text(encoding="utf-8"))
+    assert m, f"{lab.deck.name}: no '[Teaching N min · Exercises M min' line"
+    assert (int(m.group(1)), int(m.group(2))) == (lab.teaching, lab.exercises), (
+        f"{lab.deck.name} says {m.group(1)} + {m.group(2)} min, {lab.file} says {lab.teaching} + {lab.exercises}"
+    )
+
+
+def test_guide_names_every_optional_section_in_its_when_late_advice():
+    text = (ROOT / "slides" / "instructors.qmd").read_text(encoding="utf-8")
+    sections = re.split(r"^### (\d\d) · ", text, flags=re.M)
+    late = {number: "\n".join(line for line in body.splitlines() if "when late" in line.lower())
+            for number, body in zip(sections[1::2], sections[2::2])}
+    missing = [f"{lab.number}: §{n} {t}" for lab in LABS.values() for n, t, tag in lab.sections
+               if tag == "optional" and f"§{n}" not in late.get(lab.number, "")]
+    assert not missing, f"each episode's 'When late' line in the guide should name its optional sections: {missing}"
 
 
 def test_the_golden_path_uses_lab_12s_modules():

@@ -31,6 +31,24 @@ def median(fn, *args, repeat: int = 5, warmup: int = 1) -> float:
     return statistics.median(timings(fn, *args, repeat=repeat, warmup=warmup))
 
 
+def matmul_seconds(n: int, repeats: int, blas_threads: int | None = None) -> float:
+    """Seconds for ``repeats`` products of an n × n matrix with itself, with NumPy's BLAS limited to
+    ``blas_threads`` threads (None: the library's default, usually every core). Lab 04 runs it in a
+    process pool, so it lives here, importable by name."""
+    import time
+
+    import numpy as np
+    from threadpoolctl import threadpool_limits
+
+    a = np.random.default_rng(0).standard_normal((n, n))
+    with threadpool_limits(limits=blas_threads, user_api="blas"):
+        a @ a  # warm up: BLAS starts its threads
+        start = time.perf_counter()
+        for _ in range(repeats):
+            a @ a
+        return time.perf_counter() - start
+
+
 def load() -> str:
     """How busy the machine is: the 1-minute load average against the cores we may use."""
     import psutil

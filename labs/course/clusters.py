@@ -10,6 +10,7 @@
   127.0.0.1, exactly the commands you would type on the machines of a cluster, and stops them cleanly.
 * ``listening(pids)``     the (pid, ip, port) every given process listens on (psutil).
 * ``ports_closed(ports)`` True when nothing accepts connections on those 127.0.0.1 ports any more.
+* ``worker_memory_limit(idle, task_peak, threads, held)`` the one worker-memory rule of episode 04.
 * ``WorkerMemorySampler`` the memory of the worker processes, sampled 50 times a second.
 * ``screenshots(pages)``  pictures of web pages (the live dashboard) from a headless Chromium.
 * ``job_script(kind, ...)`` the batch script dask-jobqueue would submit to SLURM or PBS.
@@ -93,6 +94,23 @@ def deadline(timeout: float | None = None) -> float:
 
 
 _deadline = deadline
+
+
+def worker_memory_limit(idle: float, task_peak: float, threads: int = 1, held: float = 0.0,
+                        below: str = "pause") -> int:
+    """The course's one worker-memory rule (episode 04): the limit that keeps a worker's work under a line.
+
+        limit = (idle + threads × task_peak + held) / fraction
+
+    ``idle`` is a measured idle worker, ``task_peak`` what one running task needs at its peak (its
+    input chunk and the temporaries it makes, measured or a few × the chunk), ``held`` the data the
+    worker keeps for later tasks, and ``fraction`` Dask's own threshold for ``below``: ``"pause"``
+    (0.8: the worker stops running tasks) or ``"spill"`` (0.7: it starts writing held data to disk).
+    Any unit in, the same unit out (bytes, MiB), rounded up."""
+    import dask
+
+    fraction = float(dask.config.get(f"distributed.worker.memory.{below}"))
+    return int(-(-(idle + threads * task_peak + held) // fraction))
 
 
 def _mib(n) -> str:
