@@ -61,6 +61,7 @@ WORK = course.era5.writable(course.BUILD / "12_golden_path")  # everything this 
 MiB, GiB = 2**20, 2**30
 print(f"{len(files)} NetCDF files, {disk_bytes / MiB:.0f} MiB on disk "
       f"({'your own data' if course.era5.own_data() else course.size() + ' size'})")
+course.era5.report()  # own files only (COURSE_ERA5): what they are and what normalising did
 print(course.hardware())
 
 # %% [markdown]
@@ -93,10 +94,10 @@ start = time.perf_counter()
 if kind == "zarr":
     ds = xr.open_zarr(paths[0], consolidated=True)
 elif kind == "minimal":
-    ds = xr.open_mfdataset(paths, preprocess=course.era5.normalise,
+    ds = xr.open_mfdataset(paths, **course.era5.OPEN,
                            data_vars="minimal", coords="minimal", compat="override")
 else:
-    ds = xr.open_mfdataset(paths, preprocess=course.era5.normalise)
+    ds = xr.open_mfdataset(paths, **course.era5.OPEN)
 seconds = time.perf_counter() - start
 print(json.dumps({"seconds": seconds, "lsm": list(ds["lsm"].dims) if "lsm" in ds else None}))
 """
@@ -138,7 +139,7 @@ print(load(), "·", course.hardware())
 # %%
 #| label: open-netcdf
 BLOCK = 32  # time steps per training block; also the Zarr shard along time
-ds = xr.open_mfdataset(files, preprocess=course.era5.normalise, chunks={"time": BLOCK},
+ds = xr.open_mfdataset(files, **course.era5.OPEN, chunks={"time": BLOCK},  # OPEN: preprocess=normalise
                        data_vars="minimal", coords="minimal", compat="override")
 time_vars = [v for v in ds.data_vars if "time" in ds[v].dims]
 print(f"{len(time_vars)} variables along time: {', '.join(time_vars)}; static: "
@@ -491,7 +492,7 @@ print(f"held out: steps {test_start}–{n_time - 1} ({str(zr.time.values[test_st
 #| label: plain-loop
 import xbatcher
 
-WINDOW = {"time": BLOCK, "latitude": 32, "longitude": 32}
+WINDOW = {"time": BLOCK, "latitude": min(32, zr.latitude.size), "longitude": min(32, zr.longitude.size)}  # a coarse own grid: all of it
 train = zr.isel(time=train_slice)
 generator = xbatcher.BatchGenerator(train[INPUTS], input_dims=WINDOW)
 N_WINDOWS = min(len(generator), 40)
