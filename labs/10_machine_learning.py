@@ -222,6 +222,42 @@ print("P(rain):  ", model.predict_proba(X_te[:8])[:, 1].round(2))
 print("observed: ", y_te[:8])
 
 # %% [markdown]
+# ### Exercise 1: The leak, measured (10 min)
+# Split the one-month rows of section 2 *at random*
+# (`sklearn.model_selection.train_test_split` on `X_tr` and `y_tr`, `random_state=0`), fit the same
+# pipeline, and compare its Brier skill score against persistence with the split in time. Why is the
+# random split's score not to be trusted?
+#
+# <details><summary>Solution</summary>
+#
+# ```python
+# from sklearn.model_selection import train_test_split
+# Xa, Xb, ya, yb = train_test_split(X_tr[::4], y_tr[::4], test_size=0.25, random_state=0)
+# m = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(Xa, ya)
+# random_parts, random_persist = dask.compute(skill_parts(m.predict_proba(Xb)[:, 1], yb),
+#                                             skill_parts(Xb[:, FEATURES.index("wet_now")], yb))
+# print(skill(random_parts, [("persistence", random_persist)]))
+# ```
+# The test rows of a random split sit between training rows in time and space, so the model is tested
+# on near-copies of what it learnt from, in the same weather. The number may even look similar here, with
+# a model this simple; with a flexible model (trees) the random split flatters it much more. Only the
+# split in time answers the forecaster's question: how good is it next month?
+# </details>
+
+# %% [markdown]
+# ### Exercise 2: Heavy rain (10 min)
+# Predict more than 1 mm in the next step on the one-month data.
+# Change `RAIN_MM`, rebuild `X_tr, y_tr, X_te, y_te` (section 2), and compare the accuracy and the BSS of
+# "always dry" and of the model. Which score tells you something?
+#
+# <details><summary>Solution</summary>
+#
+# Heavy rain is rare, so "always dry" is right most of the time and every model's accuracy looks high.
+# The Brier skill score against persistence (or climatology) is still informative, and the ROC AUC
+# says whether the model ranks the heavy-rain steps first. Set `RAIN_MM = 0.1` again afterwards.
+# </details>
+
+# %% [markdown]
 # ## 3. Compute-bound: many fits on data that fit *(core)*
 #
 # Choosing a model's settings (its *hyper-parameters*) means fitting it many times: a grid search tries
@@ -490,6 +526,33 @@ plt.show()
 # what out of core means: memory is set by the block size and the blocks per call, not by the data.
 # The single `fit` call is the contrast: it hands Dask the whole chain at once, and how far Dask reads
 # ahead then depends on its scheduler, not on us; its row in the table says what it did here.
+
+# %% [markdown]
+# ### Exercise 3: Block size and memory (10 min)
+# Rebuild the features with blocks four times larger
+# (`BLOCK_BYTES = 128 * 2**20`), measure one block again (`memory-budget` cell), and run the training
+# cell. How do the block's cost, the limit and the peaks move?
+#
+# <details><summary>Solution</summary>
+#
+# The measured cost of a block grows roughly with its size, and so does the limit, because we sized it
+# from that cost: `(idle + k × block) / 0.7`. The peaks follow, and stay flat against the rows. Larger
+# blocks mean fewer tasks and less overhead per row; smaller blocks mean less memory. Keep blocks at tens
+# to a few hundred MiB.
+# </details>
+
+# %% [markdown]
+# ### Exercise 4: Where is the time? (5 min)
+# Open the dashboard link during training. Which tasks take
+# the time: reading NetCDF, building features, or `partial_fit`? Why can only one worker train at a time?
+#
+# <details><summary>Solution</summary>
+#
+# `partial_fit` needs the model as updated by the previous block, so training is a chain: one block
+# after another, one worker busy with the model while the others read and prepare the next blocks.
+# Reading and decoding run in parallel; the fitting itself does not. That is the price of out-of-core
+# SGD; a grid search (section 3) or xgboost's tree building parallelise differently.
+# </details>
 
 # %% [markdown]
 # ## 5. Without Dask: one machine's memory, and a plain loop *(core)*
@@ -768,64 +831,6 @@ course.table([{"piece": k, "result": v} for k, v in broken.items()])
 
 # %%
 client.close()
-
-# %% [markdown]
-# ## Exercises
-#
-# **Exercise 1 (10 min): the leak, measured.** Split the one-month rows of section 2 *at random*
-# (`sklearn.model_selection.train_test_split` on `X_tr` and `y_tr`, `random_state=0`), fit the same
-# pipeline, and compare its Brier skill score against persistence with the split in time. Why is the
-# random split's score not to be trusted?
-#
-# <details><summary>Solution</summary>
-#
-# ```python
-# from sklearn.model_selection import train_test_split
-# Xa, Xb, ya, yb = train_test_split(X_tr[::4], y_tr[::4], test_size=0.25, random_state=0)
-# m = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(Xa, ya)
-# random_parts, random_persist = dask.compute(skill_parts(m.predict_proba(Xb)[:, 1], yb),
-#                                             skill_parts(Xb[:, FEATURES.index("wet_now")], yb))
-# print(skill(random_parts, [("persistence", random_persist)]))
-# ```
-# The test rows of a random split sit between training rows in time and space, so the model is tested
-# on near-copies of what it learnt from, in the same weather. The number may even look similar here, with
-# a model this simple; with a flexible model (trees) the random split flatters it much more. Only the
-# split in time answers the forecaster's question: how good is it next month?
-# </details>
-#
-# **Exercise 2 (10 min): heavy rain.** Predict more than 1 mm in the next step on the one-month data.
-# Change `RAIN_MM`, rebuild `X_tr, y_tr, X_te, y_te` (section 2), and compare the accuracy and the BSS of
-# "always dry" and of the model. Which score tells you something?
-#
-# <details><summary>Solution</summary>
-#
-# Heavy rain is rare, so "always dry" is right most of the time and every model's accuracy looks high.
-# The Brier skill score against persistence (or climatology) is still informative, and the ROC AUC
-# says whether the model ranks the heavy-rain steps first. Set `RAIN_MM = 0.1` again afterwards.
-# </details>
-#
-# **Exercise 3 (10 min): block size and memory.** Rebuild the features with blocks four times larger
-# (`BLOCK_BYTES = 128 * 2**20`), measure one block again (`memory-budget` cell), and run the training
-# cell. How do the block's cost, the limit and the peaks move?
-#
-# <details><summary>Solution</summary>
-#
-# The measured cost of a block grows roughly with its size, and so does the limit, because we sized it
-# from that cost: `(idle + k × block) / 0.7`. The peaks follow, and stay flat against the rows. Larger
-# blocks mean fewer tasks and less overhead per row; smaller blocks mean less memory. Keep blocks at tens
-# to a few hundred MiB.
-# </details>
-#
-# **Exercise 4 (5 min): where is the time?** Open the dashboard link during training. Which tasks take
-# the time: reading NetCDF, building features, or `partial_fit`? Why can only one worker train at a time?
-#
-# <details><summary>Solution</summary>
-#
-# `partial_fit` needs the model as updated by the previous block, so training is a chain: one block
-# after another, one worker busy with the model while the others read and prepare the next blocks.
-# Reading and decoding run in parallel; the fitting itself does not. That is the price of out-of-core
-# SGD; a grid search (section 3) or xgboost's tree building parallelise differently.
-# </details>
 
 # %% [markdown]
 # ## Key points
