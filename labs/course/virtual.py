@@ -187,6 +187,11 @@ def open_virtual(files, steps: int | None = None, dim: str = "time"):
             "the whole store, so every file must use the same chunks, the same codecs, and a length along "
             f"{dim!r} that is a whole number of chunks. Convert once with xr.open_mfdataset(...).to_zarr(...), "
             "or rewrite the files with matching chunks (nccopy -c).") from err
+    except (AttributeError, TypeError, KeyError) as err:  # a parser bug, e.g. CDS files' string `expver`
+        raise NotVirtual(
+            f"VirtualiZarr could not read these files' chunk indexes ({type(err).__name__}: {err}); files "
+            "from the Climate Data Store since 2024 hold a string variable (expver) that its HDF5 parser "
+            "does not take. Convert once with xr.open_mfdataset(...).to_zarr(...) instead.") from err
 
 
 def container_prefix(files) -> str:
