@@ -503,8 +503,8 @@ else:
     verdict = ("slower than" if crowded > 1.1 * tidy else "about as fast as" if crowded > 0.9 * tidy else "faster than")
     print(f"{PROCS * BLAS_THREADS} threads on {course.usable_cores()} usable cores were {verdict} "
           f"{PROCS} threads ({crowded / tidy:.2f}× the time); BLAS: {BLAS.get('internal_api', '?')}")
-print(f"one process alone is timed for {REPS} products and scaled to {PROCS * REPS} · {course.hardware()}")
-print(bench.load())
+print(f"one process alone is timed for {REPS} products and scaled to {PROCS * REPS} · {bench.load()}")
+print(course.hardware())
 
 # %% [markdown]
 # The rule: **threads × processes ≤ cores.** Give the outer level the parallelism and the inner

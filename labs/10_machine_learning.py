@@ -689,7 +689,7 @@ print(f"test period {period(ds_test)}: {int(parts['always dry']['n']):,} rows, e
 # %%
 #| label: skill-scores
 short = {"BSS vs climatology": "BSS clim.", "BSS vs persistence": "BSS pers.", "ROC AUC": "AUC", "accuracy": "acc."}
-course.table([{"forecast": k, "trained on": forecasts[k][0].split(",")[0].replace(" rows", " rows"),
+course.table([{"forecast": k, "trained on": forecasts[k][0].split(", ")[0],
                **{short[c]: f"{v:.3f}" for c, v in scores[k].items() if c != "Brier"}}
               for k in forecasts if not k.startswith("in memory, ") or "without" in k])
 
