@@ -933,6 +933,8 @@ except ValueError as err:
     vz_concat_error = err
     print(f"{type(err).__name__}:")
     print(textwrap.fill(str(err), 100))
+else:  # own files whose chunks already share one shape (e.g. NetCDF3 records: one step each)
+    print("these files join as they are: their chunks along time already share one shape")
 
 # %% [markdown]
 # Zarr has **one chunk shape per array**, and months of 28, 30 and 31 days are chunks of different
@@ -1158,7 +1160,8 @@ for i, (name, (kwargs, steps)) in enumerate(KINDS.items()):
         refs_ds.vz.to_icechunk(tiny_session.store)
         tiny_session.commit("tiny")
         tiny_back = virtual.open_store(folder / "store.icechunk", paths)
-        with xr.open_mfdataset(paths, **OPEN_NETCDF) as expected:  # every value, missing ones too
+        tiny_open = {k: v for k, v in OPEN_NETCDF.items() if k != "engine"}  # these files: any format
+        with xr.open_mfdataset(paths, **tiny_open) as expected:  # every value, missing ones too
             same = expected.t2m.dims == tiny_back.t2m.dims and np.array_equal(
                 expected.t2m.values, tiny_back.t2m.values.astype(expected.t2m.dtype), equal_nan=True) and all(
                 np.array_equal(expected[c].values, tiny_back[c].values) for c in expected.t2m.coords)
@@ -1340,7 +1343,8 @@ def test_nothing_written_outside_build():
 
 
 def test_virtual_store_gives_the_same_values_as_open_mfdataset():
-    assert "ZEP003" in str(vz_concat_error) or "chunk" in str(vz_concat_error)
+    if not course.era5.own_data() or vz_concat_error is not None:  # own files may join as they are
+        assert "ZEP003" in str(vz_concat_error) or "chunk" in str(vz_concat_error), vz_concat_error
     if not course.era5.own_data():  # the generator packs with powers of two: decoding is exact
         assert all(vz_identical.values()), vz_identical
     assert all(vz_close.values()), vz_close

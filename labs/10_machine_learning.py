@@ -56,6 +56,8 @@ warnings.filterwarnings("ignore", message=".*Sending large graph.*")
 warnings.filterwarnings("ignore", message="The total space of parameters")
 ml.quiet_released_run_spec_warnings()   # a harmless scheduler warning about re-used keys (dask/dask#9888)
 files = era5.files()
+with xr.open_mfdataset(files, **era5.OPEN, data_vars="minimal", coords="minimal", compat="override") as found:
+    era5.require(found, ["t2m", "sst", "u10", "v10", "tp", "lsm", "z"], "episode 10 (its features and rain target)")
 N = course.usable_cores()
 N_WORKERS = min(2, N)          # the course rule: at most two workers at the default size
 RAIN_MM = 0.1                  # "it rains" = more than 0.1 mm in the time step (a common wet-day threshold)
@@ -112,8 +114,15 @@ def features(ds):
 
 
 def open_dataset(files, steps_per_block=None):
-    return xr.open_mfdataset(files, preprocess=era5.normalise, chunks={"time": steps_per_block or -1},
+    return xr.open_mfdataset(files, **era5.OPEN, chunks={"time": steps_per_block or -1},
                              data_vars="minimal", coords="minimal", compat="override")
+
+
+def month_slices(ds):
+    """One slice along time per calendar month, in order (files may hold a month, a year, or a stream)."""
+    month = ds.time.dt.year.values * 12 + ds.time.dt.month.values
+    starts = np.flatnonzero(np.r_[True, month[1:] != month[:-1]])
+    return [slice(int(a), int(b)) for a, b in zip(starts, [*starts[1:], month.size])]
 
 
 # %% [markdown]
@@ -187,12 +196,14 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-with open_dataset(files[:1]) as month:
-    steps_per_day = int(np.timedelta64(1, "D") / (month.time.values[1] - month.time.values[0]))
-    n_early = int(0.7 * month.time.size)
-    early, late = month.isel(time=slice(0, n_early)), month.isel(time=slice(n_early + steps_per_day, None))
-    month_gap = late.time.values[0] - early.time.values[-1]   # last training target -> first test row
-    (X_tr, y_tr), (X_te, y_te) = dask.compute(features(early), features(late), scheduler="threads")
+everything = open_dataset(files)                 # lazy: headers and coordinates only
+months = month_slices(everything)
+month = everything.isel(time=months[0])          # the first month
+steps_per_day = int(np.timedelta64(1, "D") / (month.time.values[1] - month.time.values[0]))
+n_early = int(0.7 * month.time.size)
+early, late = month.isel(time=slice(0, n_early)), month.isel(time=slice(n_early + steps_per_day, None))
+month_gap = late.time.values[0] - early.time.values[-1]   # last training target -> first test row
+(X_tr, y_tr), (X_te, y_te) = dask.compute(features(early), features(late), scheduler="threads")
 
 model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500))
 t0 = time.perf_counter()
@@ -326,18 +337,18 @@ course.table([{"joblib backend": k, "processes": p, "time": f"{s:.1f} s", "speed
 #
 # Now every file, opened lazily in **blocks** of a few time steps. The block size comes from a target
 # size for one block of features (tens of MiB, as in episode 04), not from this machine. The split is
-# by months: the first three quarters of the files train, the rest test, and the test period starts a
+# by months: the first three quarters of the months train, the rest test, and the test period starts a
 # day after the first test file begins.
 
 # %%
 #| label: lazy-features
 BLOCK_BYTES = 32 * 2**20                          # one block of features: tens of MiB, as in episode 04
-with xr.open_dataset(files[0]) as first:
-    points = first.latitude.size * first.longitude.size
+points = everything.latitude.size * everything.longitude.size
 steps_per_block = max(1, round(BLOCK_BYTES / (points * len(FEATURES) * 4)))
-n_train_files = min(len(files) - 1, max(1, round(0.75 * len(files))))
-ds_train = open_dataset(files[:n_train_files], steps_per_block)
-ds_test = open_dataset(files[n_train_files:], steps_per_block).isel(time=slice(steps_per_day, None))
+n_train_months = min(len(months) - 1, max(1, round(0.75 * len(months))))
+in_blocks = open_dataset(files, steps_per_block)   # blocks within each file
+ds_train = in_blocks.isel(time=slice(0, months[n_train_months].start))
+ds_test = in_blocks.isel(time=slice(months[n_train_months].start + steps_per_day, None))
 gap = ds_test.time.values[0] - ds_train.time.values[-1]       # last training target -> first test row
 X_train, y_train = features(ds_train)
 X_test, y_test = features(ds_test)
@@ -382,6 +393,7 @@ def one_block(Xb, yb):
 
 block_cost = max(ml.peak_on_worker(client, one_block, X_train.blocks[i], y_train.blocks[i])
                  for i in (0, X_train.numblocks[0] // 2))     # two blocks: the first, one mid-period
+block_cost = max(block_cost, BLOCK_BYTES)   # a tiny grid's blocks: budget the target block size at least
 BLOCKS_PER_CALL = N_WORKERS                          # blocks per training call: one per worker
 k = BLOCKS_PER_CALL + 1                              # the call's blocks + the one being built
 spill = dask.config.get("distributed.worker.memory.spill")    # 0.7 unless configured
@@ -587,13 +599,12 @@ in_memory = curve[len(y_mem)]
 plain = clone(sgd)                                   # the plain loop: no cluster, one month at a time
 plain_scaler = StandardScaler()
 t0 = time.perf_counter()
-for f in np.random.default_rng(0).permutation(n_train_files):   # months in a shuffled order, like the blocks
-    with xr.open_dataset(files[f]) as one:
-        Xm, ym = dask.compute(*features(one.load()), scheduler="sync")
+for m in np.random.default_rng(0).permutation(n_train_months):   # months in a shuffled order, like the blocks
+    Xm, ym = dask.compute(*features(ds_train.isel(time=months[m])), scheduler="sync")  # in this process
     plain.partial_fit(plain_scaler.partial_fit(Xm).transform(Xm), ym, classes=[0, 1])
 plain_s = time.perf_counter() - t0
 print(f"in memory: {len(y_mem):,} rows ({X_mem.nbytes / 2**20:,.0f} MiB, "
-      f"{len(y_mem) / n_train:.0%} of the training rows); plain loop over {n_train_files} files in {plain_s:.0f} s")
+      f"{len(y_mem) / n_train:.0%} of the training rows); plain loop over {n_train_months} months in {plain_s:.0f} s")
 del X_mem, Xm
 gc.collect()
 
@@ -859,6 +870,8 @@ def test_every_split_is_in_time_with_a_gap():
 
 
 def test_month_model_beats_persistence_in_brier():
+    if era5.own_data():
+        return  # the skill checks are facts of the generated data with its fixed seed; on yours, read the tables
     assert month_scores["logistic regression"]["BSS vs persistence"] > 0
     assert month_scores["logistic regression"]["ROC AUC"] > month_scores["persistence"]["ROC AUC"]
 
@@ -871,17 +884,23 @@ def test_grid_search_same_answer_on_every_backend():
 
 
 def test_incremental_model_has_skill_on_the_held_out_period():
+    if era5.own_data():
+        return
     s = scores["dask-ml Incremental SGD"]
     assert s["BSS vs persistence"] > 0 and s["BSS vs climatology"] > 0
     assert s["ROC AUC"] > max(scores["persistence (rain now)"]["ROC AUC"], scores["climatology (point, hour)"]["ROC AUC"])
 
 
 def test_rain_now_is_where_the_skill_comes_from():
+    if era5.own_data():
+        return
     full, without = scores["scikit-learn in memory"], scores["in memory, without rain now"]
     assert full["BSS vs persistence"] > without["BSS vs persistence"] + 0.05
 
 
 def test_without_dask_also_skill():
+    if era5.own_data():
+        return
     for name in ("plain partial_fit loop", "scikit-learn in memory", "xgboost.dask trees"):
         assert scores[name]["BSS vs climatology"] > 0 and scores[name]["BSS vs persistence"] > 0
 
@@ -891,7 +910,8 @@ def test_every_training_row_seen():
 
 
 def test_memory_flat_while_rows_grow_fourfold():
-    assert runs_memory[-1]["rows"] >= 3.5 * runs_memory[0]["rows"]
+    if X_train.numblocks[0] >= 4:  # a set of a few blocks (small own files) cannot grow fourfold
+        assert runs_memory[-1]["rows"] >= 3.5 * runs_memory[0]["rows"]
     assert abs(growth) <= FLAT_MARGIN
     assert all(max(r["peaks"]) < 0.8 * memory_limit for r in runs_memory)   # below where Dask pauses
 
@@ -905,7 +925,7 @@ def test_workers_stay_under_their_limit():
 def test_prediction_back_on_the_grid():
     assert p_map.dims == ("time", "latitude", "longitude")
     assert float(predicted_freq.min()) >= 0 and float(predicted_freq.max()) <= 1
-    assert map_corr > 0.7
+    assert map_corr > 0.7 or era5.own_data()  # the generated data's rain map; own files: read the maps
 
 
 def test_broken_pieces_shown_and_workaround_right():

@@ -312,8 +312,11 @@ def lab_uses_the_contract(lab: str) -> bool:
     return "course.era5" in text or re.search(r"^from course import .*\bera5\b", text, re.M) is not None
 
 
-LABS_ON_OWN_DATA = [  # one line per lab that CI runs as a script on each layout (08, 09: by hand, see the note)
+LABS_ON_OWN_DATA = [  # one line per lab that CI runs as a script on each layout
     "07_xarray_dask.py",
+    "08_maps.py",
+    "09_zarr.py",
+    "10_machine_learning.py",
     "12_golden_path.py",
 ]
 LAB_RUNS = [(lab, layout) for lab in LABS_ON_OWN_DATA for layout in ("cds", "legacy")]
@@ -349,3 +352,15 @@ print("fine")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT / "labs", env=env, capture_output=True,
                             text=True, timeout=300)
     assert result.returncode == 0 and "fine" in result.stdout, (result.returncode, result.stderr[-2000:])
+
+
+def test_a_lab_that_needs_more_than_the_files_hold_says_so_in_one_sentence(tmp_path):
+    """Only t2m: episode 10 (it needs the rain and the wind) stops at once with one sentence, no traceback."""
+    fx.write_legacy(tmp_path / "t2m", variables=("t2m",))
+    env = {**os.environ, "COURSE_ERA5": str(tmp_path / "t2m"), "MPLBACKEND": "Agg"}
+    env.pop("COURSE_CHECKS", None)
+    result = subprocess.run([sys.executable, "10_machine_learning.py"], cwd=ROOT / "labs", env=env,
+                            capture_output=True, text=True, timeout=300)
+    said = result.stdout + result.stderr
+    assert result.returncode != 0 and "Traceback" not in said, said[-2000:]
+    assert "none of the files has sst, u10, v10, tp, which episode 10" in said, said[-2000:]
