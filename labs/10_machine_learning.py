@@ -61,8 +61,9 @@ with xr.open_mfdataset(files, **era5.OPEN, data_vars="minimal", coords="minimal"
 N = course.usable_cores()
 N_WORKERS = min(2, N)          # the course rule: at most two workers at the default size
 RAIN_MM = 0.1                  # "it rains" = more than 0.1 mm in the time step (a common wet-day threshold)
-print(f"{len(files)} monthly files ({course.size()} size), {N} usable cores")
+print(f"{len(files)} files ({course.size()} size), {N} usable cores")
 print(course.hardware())
+era5.report()  # own files only (COURSE_ERA5): what they are and what normalising did
 
 # %% [markdown]
 # ## 1. The task, its features, and a split in time *(core)*
@@ -113,8 +114,8 @@ def features(ds):
     return X, y
 
 
-def open_dataset(files, steps_per_block=None):
-    return xr.open_mfdataset(files, **era5.OPEN, chunks={"time": steps_per_block or -1},
+def open_dataset(files, steps_per_block=None):  # era5.chunks: own CDS files name time valid_time
+    return xr.open_mfdataset(files, **era5.OPEN, chunks=era5.chunks({"time": steps_per_block or -1}),
                              data_vars="minimal", coords="minimal", compat="override")
 
 

@@ -139,7 +139,7 @@ print(load(), "·", course.hardware())
 # %%
 #| label: open-netcdf
 BLOCK = 32  # time steps per training block; also the Zarr shard along time
-ds = xr.open_mfdataset(files, **course.era5.OPEN, chunks={"time": BLOCK},  # OPEN: preprocess=normalise
+ds = xr.open_mfdataset(files, **course.era5.OPEN, chunks=course.era5.chunks({"time": BLOCK}),  # own: valid_time
                        data_vars="minimal", coords="minimal", compat="override")
 time_vars = [v for v in ds.data_vars if "time" in ds[v].dims]
 print(f"{len(time_vars)} variables along time: {', '.join(time_vars)}; static: "

@@ -334,6 +334,29 @@ def test_lab_runs_as_a_script_on_own_files(layouts, lab, layout):
     assert "COURSE_ERA5: " in result.stdout
 
 
+def test_labs_chunk_own_files_by_the_files_own_time_name():
+    """``open_mfdataset(chunks={"time": n})`` chunks each file *before* ``normalise`` renames ``valid_time``:
+    on CDS files the request is silently ignored and every time step becomes a block (lab 10 took 200 s
+    on 3 tiny months). Labs pass ``chunks=course.era5.chunks({...})``, which names both."""
+    import ast
+
+    offenders = []
+    for lab in sorted((ROOT / "labs").glob("[0-9][0-9]_*.py")):
+        for node in ast.walk(ast.parse(lab.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "attr", "") in ("open_mfdataset", "open_dataset"):
+                for kw in node.keywords:
+                    if kw.arg == "chunks" and isinstance(kw.value, ast.Dict) and any(
+                            isinstance(k, ast.Constant) and k.value == "time" for k in kw.value.keys):
+                        offenders.append(f"{lab.name}:{node.lineno}")
+    assert not offenders, offenders
+
+
+def test_lab_10_blocks_on_cds_files_are_the_size_asked_for(layouts, monkeypatch):
+    monkeypatch.setenv("COURSE_ERA5", str(layouts["cds"]))
+    ds = era5.open(chunks={"time": 100})
+    assert max(ds.t2m.chunks[0]) == 100, ds.t2m.chunks[0][:5]
+
+
 def test_cds_files_opened_again_and_again_do_not_crash(layouts):
     """CDS files since 2024 hold expver as a NetCDF string: with netCDF-C, opening such a file again after
     another copy was closed or dropped crashes the process. course.era5.OPEN avoids it (h5netcdf)."""
