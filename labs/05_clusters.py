@@ -181,6 +181,26 @@ g.render(OUT / "cluster", format="png", cleanup=True)
 Image(filename=OUT / "cluster.png", width=1150)
 
 # %% [markdown]
+# ### Exercise 1: one more worker, by hand (5 min)
+# The command-line cluster of this section is still running. In a **terminal**, add a third worker
+# with the `dask` command, using the scheduler file. How does the client see it? Stop the worker
+# again with Ctrl-C.
+
+# %% [markdown] tags=["solution"]
+# <details><summary>Solution</summary>
+#
+# ```bash
+# dask worker --scheduler-file _build/05_clusters/cli/scheduler.json --host 127.0.0.1 \
+#     --dashboard-address 127.0.0.1:0 --nthreads 1 --memory-limit auto
+# ```
+# `len(client.scheduler_info()["workers"])` becomes 3 and the dashboard shows a third row. Ctrl-C
+# closes the worker gracefully; the scheduler notices and the count goes back to 2. This is how
+# workers on other machines join: all they need is the scheduler's address (or a shared file
+# containing it). Without `labs/` on its `PYTHONPATH`, the new worker fails on `course.pi` tasks:
+# try it.
+# </details>
+
+# %% [markdown]
 # ## 2. The same code, now on separate processes *(core)*
 #
 # Submit work exactly as in episode 04. One thing is new: the workers are not children of the
@@ -227,6 +247,21 @@ print(f"{N_PI:,} terms · {course.hardware()}")
 dash_port = scheduler_info["services"]["dashboard"]
 print(f"this cluster's dashboard: {cli.dashboard_link}")
 print(f"from a laptop, if this were a remote node:  ssh -L 8787:localhost:{dash_port} <this-host>")
+
+# %% [markdown]
+# ### Exercise 2: the tunnel (5 min)
+# A scheduler in a batch job is reached by jumping through the login node:
+# `ssh -L 8787:localhost:<port> -J <login-node> <node>` (section 7's batch template prints this
+# line for you). Your job runs on `c042`, the dashboard on port 40123, the login node is
+# `hpc.example.org`. Write the command, and say what you open in the browser.
+
+# %% [markdown] tags=["solution"]
+# <details><summary>Solution</summary>
+#
+# `ssh -L 8787:localhost:40123 -J you@hpc.example.org you@c042`, then <http://localhost:8787/status>.
+# The left port is on your laptop (any free port), the right one on the node. If your site does not
+# allow SSH to compute nodes, run the scheduler on the login node instead and tunnel to that.
+# </details>
 
 # %% [markdown]
 # ## 4. MPI: the other way to run one program on many nodes *(optional)*
@@ -342,6 +377,21 @@ fig.tight_layout()
 # processes on many nodes.
 
 # %% [markdown]
+# ### Exercise 3: MPI ranks versus cores (5 min)
+# Run the MPI π with twice as many ranks as this machine has usable cores
+# (`run_mpi(2 * course.usable_cores(), N_PI)`). What happens to the compute time, and why? What would
+# Dask do with twice as many workers as cores?
+
+# %% [markdown] tags=["solution"]
+# <details><summary>Solution</summary>
+#
+# It still works (MPICH allows more ranks than cores) but is no faster than one rank per core, and
+# often a little slower: two processes take turns on each core, and every rank waits at the barrier for
+# the slowest. Dask behaves the same way: more workers than cores adds memory and overhead, not
+# speed. Match ranks/workers × threads to the cores you were given (`course.usable_cores()`).
+# </details>
+
+# %% [markdown]
 # ## 5. Stop everything, and prove it *(core)*
 #
 # A forgotten worker keeps its memory, its cores and, on a cluster, your allocation. `client.shutdown()`
@@ -454,7 +504,7 @@ if SLURM["up"]:
 else:
     print(f"No jobs submitted: {SLURM['why']}.")
     print("To try it for real: as root on Debian/Ubuntu run `bash .ci/slurm-up` (a one-node Slurm on this")
-    print("machine; `bash .ci/slurm-down` stops it), or use your site's Slurm with Exercise 2's script.")
+    print("machine; `bash .ci/slurm-down` stops it), or use your site's Slurm with Exercise 4's script.")
 NO_SLURM = "No Slurm here, so nothing was submitted (see above for how to start one)."
 slurm_jobs = set()   # every job id this section submits: none may be left in the queue at the end
 slurm_log = {}       # what each step measured, for the checks
@@ -658,6 +708,28 @@ else:
     print(NO_SLURM)
 
 # %% [markdown]
+# ### Exercise 4: your site's job script (10 min)
+# Write the `SLURMCluster` (or `PBSCluster`) for one full node of your cluster: all its cores,
+# 90 % of its memory, 2 hours, your partition and account, one worker process per 4 cores. Check
+# `job_script()` before you submit anything.
+
+# %% [markdown] tags=["solution"]
+# <details><summary>Solution</summary>
+#
+# For a 48-core node with 192 GB on partition `compute`, account `abc123`:
+# ```python
+# cluster = SLURMCluster(cores=48, processes=12, memory="172GB", walltime="02:00:00",
+#                        queue="compute", account="abc123", interface="ib0",
+#                        local_directory="$TMPDIR", job_script_prologue=["module load python"])
+# print(cluster.job_script())     # --cpus-per-task=48, --mem=161G(iB), -t 02:00:00, -p compute, -A abc123
+# cluster.adapt(minimum_jobs=0, maximum_jobs=4)
+# client = Client(cluster)
+# ```
+# 12 processes × 4 threads: pure-Python work prefers more processes, NumPy work more threads.
+# `local_directory` puts spilled data on the node's local disk, not the shared file system.
+# </details>
+
+# %% [markdown]
 # ## 7. A lab as a batch job: the scheduler-file pattern *(core)*
 #
 # For long runs you do not keep a notebook open: you submit a script. `labs/jobs/run_lab.sbatch`
@@ -771,79 +843,6 @@ if job_output:
 #
 # Put the data next to the workers (object storage in the same region), use TLS, and shut the
 # cluster down when you are done: idle cloud workers cost money by the hour.
-
-# %% [markdown]
-# ## Exercises
-#
-# ### Exercise 1: one more worker, by hand
-# Start the command-line cluster again (`cli = clusters.CommandLineCluster(...)`), then in a
-# **terminal** add a third worker with the `dask` command, using the scheduler file. How does the
-# client see it? Stop it again with Ctrl-C.
-
-# %% [markdown] tags=["solution"]
-# <details><summary>Solution</summary>
-#
-# ```bash
-# dask worker --scheduler-file _build/05_clusters/cli/scheduler.json --host 127.0.0.1 \
-#     --dashboard-address 127.0.0.1:0 --nthreads 1 --memory-limit auto
-# ```
-# `len(client.scheduler_info()["workers"])` becomes 3 and the dashboard shows a third row. Ctrl-C
-# closes the worker gracefully; the scheduler notices and the count goes back to 2. This is how
-# workers on other machines join: all they need is the scheduler's address (or a shared file
-# containing it). Without `labs/` on its `PYTHONPATH`, the new worker fails on `course.pi` tasks:
-# try it.
-# </details>
-
-# %% [markdown]
-# ### Exercise 2: your site's job script
-# Write the `SLURMCluster` (or `PBSCluster`) for one full node of your cluster: all its cores,
-# 90 % of its memory, 2 hours, your partition and account, one worker process per 4 cores. Check
-# `job_script()` before you submit anything.
-
-# %% [markdown] tags=["solution"]
-# <details><summary>Solution</summary>
-#
-# For a 48-core node with 192 GB on partition `compute`, account `abc123`:
-# ```python
-# cluster = SLURMCluster(cores=48, processes=12, memory="172GB", walltime="02:00:00",
-#                        queue="compute", account="abc123", interface="ib0",
-#                        local_directory="$TMPDIR", job_script_prologue=["module load python"])
-# print(cluster.job_script())     # --cpus-per-task=48, --mem=161G(iB), -t 02:00:00, -p compute, -A abc123
-# cluster.adapt(minimum_jobs=0, maximum_jobs=4)
-# client = Client(cluster)
-# ```
-# 12 processes × 4 threads: pure-Python work prefers more processes, NumPy work more threads.
-# `local_directory` puts spilled data on the node's local disk, not the shared file system.
-# </details>
-
-# %% [markdown]
-# ### Exercise 3: MPI ranks versus cores
-# Run the MPI π with twice as many ranks as this machine has usable cores
-# (`run_mpi(2 * course.usable_cores(), N_PI)`). What happens to the compute time, and why? What would
-# Dask do with twice as many workers as cores?
-
-# %% [markdown] tags=["solution"]
-# <details><summary>Solution</summary>
-#
-# It still works (MPICH allows more ranks than cores) but is no faster than one rank per core, and
-# often a little slower: two processes take turns on each core, and every rank waits at the barrier for
-# the slowest. Dask behaves the same way: more workers than cores adds memory and overhead, not
-# speed. Match ranks/workers × threads to the cores you were given (`course.usable_cores()`).
-# </details>
-
-# %% [markdown]
-# ### Exercise 4: the tunnel
-# The batch template printed `ssh -L 8787:localhost:<port> -J <login-node> <node>`. Your job runs on
-# `c042`, the dashboard on port 40123, the login node is `hpc.example.org`. Write the command, and
-# say what you open in the browser.
-
-# %% [markdown] tags=["solution"]
-# <details><summary>Solution</summary>
-#
-# `ssh -L 8787:localhost:40123 -J you@hpc.example.org you@c042`, then <http://localhost:8787/status>.
-# The left port is on your laptop (any free port), the right one on the node. If your site does not
-# allow SSH to compute nodes, run the scheduler on the login node instead and tunnel to that.
-# </details>
 
 # %% [markdown]
 # ## Key points

@@ -171,6 +171,20 @@ else:
     print(f"encoding: {dict((k, dec_ds.t2m.encoding[k]) for k in ('dtype', 'zlib', 'complevel') if k in dec_ds.t2m.encoding)}")
 
 # %% [markdown]
+# ### Exercise 1: read the header (5 min)
+# From the header in section 1: what are the units of `tp`, how precisely is `t2m` stored, and how
+# much memory would one month of all five time-varying variables take once decoded? Check your answer
+# with `xr.open_dataset(one_file).nbytes`.
+#
+# <details><summary>Solution</summary>
+#
+# `tp` is in metres (`units = 'm'`; ERA5 precipitation is a depth of water). `t2m` is stored in steps of
+# `scale_factor` kelvin (a few thousandths). Decoded, each variable takes
+# `time × latitude × longitude × 4` bytes (float32, because the scale factor is a 32-bit float), twice
+# its packed size; five variables, plus the small static maps. `nbytes` gives the same number without reading any data.
+# </details>
+
+# %% [markdown]
 # ## 2. A Dask cluster and its dashboard *(core)*
 #
 # Xarray hands its computations to Dask. We start a cluster now, so that the dashboard shows
@@ -356,6 +370,22 @@ ax.set_title(f"t2m at {str(ds.time.values[0])[:16].replace('T', ' ')} UTC (read 
 fig.text(0.01, 0.01, course.hardware(), fontsize=10, color="#555555")
 fig.tight_layout(rect=(0, 0.04, 1, 1))
 plt.show()
+
+# %% [markdown]
+# ### Exercise 2: chunks for a time series (8 min)
+# Open the dataset with `chunks={"time": -1, "latitude": 10}` (is that allowed? what does `ds.chunks`
+# say?), and with the chunks used above. Time `ds.t2m.isel(latitude=10, longitude=10).compute()`
+# with both. Which chunking suits a time series at one point, which one a map at one time?
+#
+# <details><summary>Solution</summary>
+#
+# `open_mfdataset` opens each file separately, so chunks never span files: `"time": -1` means "the
+# whole time dimension *of each file*" (one chunk per file along time). Splitting latitude into blocks
+# of 10 makes more, smaller chunks. A point time series needs a little of every chunk along time, so
+# fewer, taller chunks along time mean fewer tasks; a map at one time needs one chunk along time and
+# all of latitude and longitude. There is no chunking that is best for everything: choose it for the
+# access you do most (episode 09 rechunks a Zarr copy for the other access).
+# </details>
 
 # %% [markdown]
 # ## 5. Time series: resample, rolling, seasons, climatology, anomalies *(core)*
@@ -549,6 +579,30 @@ print(course.hardware())
 # (`groupby("time.month").mean(method="cohorts")`) or `flox.xarray.rechunk_for_cohorts`.
 
 # %% [markdown]
+# ### Exercise 3: an sst anomaly index (10 min)
+# Compute a daily sea-surface-temperature anomaly index for the Niño-3.4 box (5° S–5° N,
+# 190°–240° E): the box's area-weighted daily mean minus its mean for the calendar month. Plot it.
+# Why must you weight by `cos(latitude)` in general, and why does it hardly matter here? What does
+# the index measure when the data cover a single year?
+#
+# <details><summary>Solution</summary>
+#
+# ```python
+# box = ds.sst.sel(latitude=slice(5, -5), longitude=slice(190, 240))
+# nino = box.weighted(np.cos(np.deg2rad(ds.latitude))).mean(("latitude", "longitude"))
+# daily_sst = clusters.compute(nino.resample(time="1D").mean(), client, what="the Niño-3.4 series")
+# index = daily_sst.groupby("time.month") - daily_sst.groupby("time.month").mean()
+# index.plot()
+# ```
+# Latitude slices run from 5 to −5 because ERA5 stores latitude from north to south. Cells shrink
+# towards the poles, so unweighted means over large boxes over-count high latitudes; between 5° S
+# and 5° N, `cos(latitude)` is within half a percent of 1. With one year (the small dataset) the
+# climatology of a month is that month itself, so the index shows the weather within each month.
+# (A *monthly* index would be exactly 0 for one year.) With several years (`COURSE_SIZE=workshop`),
+# the climatology averages the years and the index also shows one year against the others.
+# </details>
+
+# %% [markdown]
 # ## 6. The whole dataset: `.mean("time")` on the cluster *(core)*
 #
 # Now the computation that kills the naive script: the time mean of every variable at every grid
@@ -678,62 +732,13 @@ if own_cluster is not None:
 # bounded memory, and that the same code runs unchanged on a cluster (episode 05) or on a Zarr
 # store in object storage (episode 09). That is out-of-core computing: memory set by chunks ×
 # workers, time set by the cores and the disks.
-#
-# ### Exercise 1: read the header
-# From the header in section 1: what are the units of `tp`, how precisely is `t2m` stored, and how
-# much memory would one month of all five time-varying variables take once decoded? Check your answer
-# with `xr.open_dataset(one_file).nbytes`.
-#
-# <details><summary>Solution</summary>
-#
-# `tp` is in metres (`units = 'm'`; ERA5 precipitation is a depth of water). `t2m` is stored in steps of
-# `scale_factor` kelvin (a few thousandths). Decoded, each variable takes
-# `time × latitude × longitude × 4` bytes (float32, because the scale factor is a 32-bit float), twice
-# its packed size; five variables, plus the small static maps. `nbytes` gives the same number without reading any data.
-# </details>
-#
-# ### Exercise 2: chunks for a time series
-# Open the dataset with `chunks={"time": -1, "latitude": 10}` (is that allowed? what does `ds.chunks`
-# say?), and with the chunks used above. Time `ds.t2m.isel(latitude=10, longitude=10).compute()`
-# with both. Which chunking suits a time series at one point, which one a map at one time?
-#
-# <details><summary>Solution</summary>
-#
-# `open_mfdataset` opens each file separately, so chunks never span files: `"time": -1` means "the
-# whole time dimension *of each file*" (one chunk per file along time). Splitting latitude into blocks
-# of 10 makes more, smaller chunks. A point time series needs a little of every chunk along time, so
-# fewer, taller chunks along time mean fewer tasks; a map at one time needs one chunk along time and
-# all of latitude and longitude. There is no chunking that is best for everything: choose it for the
-# access you do most (episode 09 rechunks a Zarr copy for the other access).
-# </details>
-#
-# ### Exercise 3: an sst anomaly index
-# Compute a daily sea-surface-temperature anomaly index for the Niño-3.4 box (5° S–5° N,
-# 190°–240° E): the box's area-weighted daily mean minus its mean for the calendar month. Plot it.
-# Why must you weight by `cos(latitude)` in general, and why does it hardly matter here? What does
-# the index measure when the data cover a single year?
-#
-# <details><summary>Solution</summary>
-#
-# ```python
-# box = ds.sst.sel(latitude=slice(5, -5), longitude=slice(190, 240))
-# nino = box.weighted(np.cos(np.deg2rad(ds.latitude))).mean(("latitude", "longitude"))
-# daily_sst = clusters.compute(nino.resample(time="1D").mean(), client, what="the Niño-3.4 series")
-# index = daily_sst.groupby("time.month") - daily_sst.groupby("time.month").mean()
-# index.plot()
-# ```
-# Latitude slices run from 5 to −5 because ERA5 stores latitude from north to south. Cells shrink
-# towards the poles, so unweighted means over large boxes over-count high latitudes; between 5° S
-# and 5° N, `cos(latitude)` is within half a percent of 1. With one year (the small dataset) the
-# climatology of a month is that month itself, so the index shows the weather within each month.
-# (A *monthly* index would be exactly 0 for one year.) With several years (`COURSE_SIZE=workshop`),
-# the climatology averages the years and the index also shows one year against the others.
-# </details>
-#
-# ### Exercise 4: watch it
-# With the dashboard open, compute `ds.t2m.groupby("time.season").std().compute()` and
-# `ds.t2m.load()`. What do the *Task Stream* and the *Workers* memory bars show for each?
-# What would `ds.load()` do with `COURSE_SIZE=large` (tens of GB)?
+
+# %% [markdown]
+# ### Exercise 4: watch it (7 min)
+# This section closed its cluster: run the cell of section 2 again and open the new dashboard. Then
+# compute `ds.t2m.groupby("time.season").std().compute()` and `ds.t2m.load()`. What do the
+# *Task Stream* and the *Workers* memory bars show for each? What would `ds.load()` do with
+# `COURSE_SIZE=large` (tens of GB)?
 #
 # <details><summary>Solution</summary>
 #
@@ -743,7 +748,8 @@ if own_cluster is not None:
 # has: the operating system kills the kernel (the out-of-memory error of the introduction). Check
 # `ds.nbytes` before you load anything.
 # </details>
-#
+
+# %% [markdown]
 # ## Key points
 # - NetCDF is self-describing: dimensions, variables, attributes. Check `.encoding`: packed `int16`
 #   (older ERA5 downloads, and this course) decodes to floats two or four times its size on disk;
