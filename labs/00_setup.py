@@ -248,6 +248,19 @@ else:
     print("no worker memory measured: the Dask check above failed")
 
 # %% [markdown]
+# ### Exercise 1: how many workers? (5 min)
+# Change the Dask check to start as many single-threaded workers as `course.usable_cores()`.
+# What does the dashboard's *Workers* tab show? What happens with twice as many workers as cores?
+#
+# <details><summary>Solution</summary>
+#
+# `clusters.client(n_workers=course.usable_cores(), threads_per_worker=1, local_only=True)`. The Workers
+# tab lists one row per worker process with its memory limit. With twice as many workers as cores the
+# cluster still starts, but the workers share cores: nothing runs faster, and each worker costs the
+# idle memory measured in section 5 before it does any work.
+# </details>
+
+# %% [markdown]
 # ## 6. Maps without a network *(core)*
 #
 # Cartopy downloads coastlines from Natural Earth the first time it draws them, which fails on
@@ -342,21 +355,9 @@ def setup_summary(rows):
 setup_summary(rows)
 
 # %% [markdown]
-# ### Exercise 1: how many workers? (5 min)
-# Change the Dask check to start as many single-threaded workers as `course.usable_cores()`.
-# What does the dashboard's *Workers* tab show? What happens with twice as many workers as cores?
-#
-# <details><summary>Solution</summary>
-#
-# `clusters.client(n_workers=course.usable_cores(), threads_per_worker=1, local_only=True)`. The Workers
-# tab lists one row per worker process with its memory limit. With twice as many workers as cores the
-# cluster still starts, but the workers share cores: nothing runs faster, and each worker costs the
-# idle memory measured in section 5 before it does any work.
-# </details>
-#
 # ### Exercise 2: your batch allocation (5 min)
 # On an HPC system, start an interactive job with 4 cores (`srun -c 4 --pty bash` on Slurm) and run
-# `python labs/00_setup.py` there. Compare the *cores* line with the login node.
+# `python labs/00_setup.py` there. Compare the *cores* line of the verdict with the login node's.
 #
 # <details><summary>Solution</summary>
 #
@@ -364,7 +365,8 @@ setup_summary(rows)
 # `course.usable_cores()` reads the CPU affinity of the process, which the batch system sets.
 # `os.cpu_count()` would report the whole node and make you start too many workers.
 # </details>
-#
+
+# %% [markdown]
 # ## Key points
 # - Check your environment before the workshop: `python labs/00_setup.py`.
 # - Always report timings with the hardware that produced them.

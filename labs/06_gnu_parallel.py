@@ -248,6 +248,38 @@ for command in commands:
         skip(command, INSTALL_PARALLEL)
 
 # %% [markdown]
+# ### Exercise 1: one output file per input (4 min)
+# Write one CSV per month for the sea-surface temperature (`--var sst`) into `$OUT/sst/`, named after
+# the input file (`era5_2000-01.csv` for `era5_2000-01.nc`). Check with `--dry-run` first.
+# Then combine them into one file.
+#
+# <details><summary>Solution</summary>
+#
+# ```bash
+# mkdir -p $OUT/sst
+# parallel --will-cite --dry-run 'python course/file_stats.py --var sst {} > $OUT/sst/{/.}.csv' ::: $DATA/era5_*.nc
+# parallel --will-cite           'python course/file_stats.py --var sst {} > $OUT/sst/{/.}.csv' ::: $DATA/era5_*.nc
+# cat $OUT/sst/*.csv > $OUT/sst.csv
+# ```
+# The quotes matter: without them your shell would apply `>` to parallel itself and all output
+# would land in one file named literally `{/.}.csv`. `{/.}` is the basename without extension.
+# </details>
+
+# %% [markdown]
+# ### Exercise 2: every combination (3 min)
+# Summarise `t2m`, `sst` and `tp` for every file with **one** command. How many jobs does it run?
+# Count them without running them.
+#
+# <details><summary>Solution</summary>
+#
+# ```bash
+# parallel --will-cite --dry-run python course/file_stats.py --var {1} {2} ::: t2m sst tp ::: $DATA/era5_*.nc | wc -l
+# ```
+# Two input sources give every combination: 3 variables × the number of files. Drop `--dry-run` and
+# `| wc -l` (and add `-k > all.csv`) to run them.
+# </details>
+
+# %% [markdown]
 # ## 3. The whole dataset, with a job log *(core)*
 #
 # Now the real run: every monthly file, `-j` set to this machine's cores, `-k` to keep the output in
@@ -283,6 +315,21 @@ if HAVE_PARALLEL:
 else:
     joblog, exit_values = [], []
     print("[no joblog: GNU parallel is not installed]")
+
+# %% [markdown]
+# ### Exercise 3: a bad file (4 min)
+# Create a broken file, `echo "not NetCDF" > $OUT/era5_broken.nc`, and run the joblog command of
+# section 3 on `$DATA/era5_*.nc $OUT/era5_broken.nc`. What do the terminal, the output file and the
+# joblog show? Which option reruns only the failed job once you have fixed (or removed) the file?
+#
+# <details><summary>Solution</summary>
+#
+# `file_stats.py` prints one line on stderr (`file_stats: cannot summarise ...`) and exits with status
+# 1; the other files are processed as usual and parallel's own exit status is the number of failed jobs.
+# In the joblog the broken file's line has `Exitval` 1. `--joblog $OUT/joblog.tsv --resume-failed`
+# reruns the jobs whose exit value was not 0 (and any job not in the log yet); `--retries 3` retries a
+# job automatically, useful for flaky network file systems.
+# </details>
 
 # %% [markdown]
 # ## 4. Resume an interrupted run *(core)*
@@ -498,7 +545,23 @@ course.table([{"method": method, "images": n, "seconds": f"{s:.2f}", "ms per ima
 # %% [markdown]
 # `chunksize=32` is the pool's version of `-X`: each message to a worker carries 32 file names
 # instead of one, so the workers spend their time working rather than waiting for the next name.
+
+# %% [markdown]
+# ### Exercise 4: batch the images by hand (4 min)
+# Make `xargs` process the images 100 per process, 2 processes at a time. Compare with `parallel -X`.
+# Why is one process per image so much slower?
 #
+# <details><summary>Solution</summary>
+#
+# ```bash
+# ls $IMAGES/*.png | xargs -P 2 -n 100 python course/file_stats.py > $OUT/images_xargs.csv
+# ```
+# Each process pays Python's start-up and imports once (section 1 measured it), then reads 100 images
+# in milliseconds each. With one process per image, start-up is paid for every image and dwarfs the
+# work. `parallel -X` picks the batch size itself, splitting the list evenly over the job slots.
+# </details>
+
+# %% [markdown]
 # ## 7. When is GNU parallel all you need? *(core)*
 #
 # **Enough**, when the work splits into independent files (or parameter values), each job fits in
@@ -515,64 +578,6 @@ course.table([{"method": method, "images": n, "seconds": f"{s:.2f}", "ms per ima
 # - jobs must exchange data while they run: that is MPI (episode 05) or Dask.
 
 # %% [markdown]
-# ### Exercise 1: one output file per input (4 min)
-# Write one CSV per month for the sea-surface temperature (`--var sst`) into `$OUT/sst/`, named after
-# the input file (`era5_2000-01.csv` for `era5_2000-01.nc`). Check with `--dry-run` first.
-# Then combine them into one file.
-#
-# <details><summary>Solution</summary>
-#
-# ```bash
-# mkdir -p $OUT/sst
-# parallel --will-cite --dry-run 'python course/file_stats.py --var sst {} > $OUT/sst/{/.}.csv' ::: $DATA/era5_*.nc
-# parallel --will-cite           'python course/file_stats.py --var sst {} > $OUT/sst/{/.}.csv' ::: $DATA/era5_*.nc
-# cat $OUT/sst/*.csv > $OUT/sst.csv
-# ```
-# The quotes matter: without them your shell would apply `>` to parallel itself and all output
-# would land in one file named literally `{/.}.csv`. `{/.}` is the basename without extension.
-# </details>
-#
-# ### Exercise 2: every combination (3 min)
-# Summarise `t2m`, `sst` and `tp` for every file with **one** command. How many jobs does it run?
-# Count them without running them.
-#
-# <details><summary>Solution</summary>
-#
-# ```bash
-# parallel --will-cite --dry-run python course/file_stats.py --var {1} {2} ::: t2m sst tp ::: $DATA/era5_*.nc | wc -l
-# ```
-# Two input sources give every combination: 3 variables × the number of files. Drop `--dry-run` and
-# `| wc -l` (and add `-k > all.csv`) to run them.
-# </details>
-#
-# ### Exercise 3: a bad file (4 min)
-# Create a broken file, `echo "not NetCDF" > $OUT/era5_broken.nc`, and run the joblog command of
-# section 3 on `$DATA/era5_*.nc $OUT/era5_broken.nc`. What do the terminal, the output file and the
-# joblog show? Which option reruns only the failed job once you have fixed (or removed) the file?
-#
-# <details><summary>Solution</summary>
-#
-# `file_stats.py` prints one line on stderr (`file_stats: cannot summarise ...`) and exits with status
-# 1; the other files are processed as usual and parallel's own exit status is the number of failed jobs.
-# In the joblog the broken file's line has `Exitval` 1. `--joblog $OUT/joblog.tsv --resume-failed`
-# reruns the jobs whose exit value was not 0 (and any job not in the log yet); `--retries 3` retries a
-# job automatically, useful for flaky network file systems.
-# </details>
-#
-# ### Exercise 4: batch the images by hand (4 min)
-# Make `xargs` process the images 100 per process, 2 processes at a time. Compare with `parallel -X`.
-# Why is one process per image so much slower?
-#
-# <details><summary>Solution</summary>
-#
-# ```bash
-# ls $IMAGES/*.png | xargs -P 2 -n 100 python course/file_stats.py > $OUT/images_xargs.csv
-# ```
-# Each process pays Python's start-up and imports once (section 1 measured it), then reads 100 images
-# in milliseconds each. With one process per image, start-up is paid for every image and dwarfs the
-# work. `parallel -X` picks the batch size itself, splitting the list evenly over the job slots.
-# </details>
-#
 # ## Key points
 # - Independent files are embarrassingly parallel: run the same script on many files at once.
 # - `parallel --will-cite -j N --joblog LOG CMD {} ::: inputs` runs any command, logs every job, and

@@ -262,6 +262,31 @@ ax.set_title(f"Mean 2 m temperature, {PERIOD}")
 save(fig, "climatology")
 
 # %% [markdown]
+# ### Exercise 1: a precipitation climatology for the flood modeller (6 min)
+# Map the mean daily precipitation over Europe in the Lambert projection of section 2
+# (`LAMBERT_EUROPE`, `EUROPE_EXTENT`), with 110m coastlines and borders as above. `tp` is in metres per
+# time step (12 hours on the small dataset, 6 at workshop size): sum per day and convert to mm/day.
+# Which colour map, and why not `RdBu_r`?
+#
+# <details><summary>Solution</summary>
+#
+# ```python
+# steps_per_day = np.timedelta64(1, "D") // (ds.time[1] - ds.time[0]).values
+# rain = (ds.tp.mean("time") * steps_per_day * 1000).compute()  # m per step -> mm/day
+# fig = plt.figure(figsize=(10, 7.5))
+# ax = fig.add_subplot(projection=LAMBERT_EUROPE)
+# rain.plot(ax=ax, transform=DATA_CRS, cmap="viridis", cbar_kwargs={"label": "mm/day"})
+# ax.set_extent(EUROPE_EXTENT, crs=DATA_CRS)
+# ax.coastlines(resolution="110m")
+# ax.add_feature(cfeature.BORDERS.with_scale("110m"), linewidth=0.5)
+# ```
+# Precipitation runs from zero upwards and has no meaningful middle, so it needs a *sequential* map
+# (`viridis`, `cividis`, or `Blues`); a diverging map would suggest that some value is "neutral".
+# For a precipitation *anomaly* a diverging map is right, and `BrBG` (brown = dry, green = wet) reads
+# more naturally than red–blue.
+# </details>
+
+# %% [markdown]
 # ## 5. An anomaly map: diverging and centred on zero *(core)*
 #
 # An anomaly has a meaningful middle: zero, "as usual for the season". A **diverging** colour map
@@ -287,6 +312,47 @@ ax.gridlines(draw_labels=["left", "bottom"], xlocs=range(-120, 121, 60), ylocs=r
              linewidth=0.4, color="#777777", linestyle="--")
 ax.set_title(f"2 m temperature anomaly on {DAY}")
 save(fig, "anomaly")
+
+# %% [markdown]
+# ### Exercise 2: your own globe (5 min)
+# Draw the anomaly on an `Orthographic` projection centred on where you live, with coastlines, borders
+# and gridlines (labels off). What happens to the grid cells near the edge of the globe?
+#
+# <details><summary>Solution</summary>
+#
+# `ccrs.Orthographic(central_longitude=LON, central_latitude=LAT)` and the same plotting code as in
+# section 5 with `draw_labels=False`. Near the limb the cells are seen edge-on and squeezed into thin
+# slivers: Orthographic is a view of the globe, not a map for reading values.
+# </details>
+
+# %% [markdown]
+# ### Exercise 3: find the bug (4 min)
+# A colleague maps the anomaly of the same unusual day with the same colour scale and projection, but
+# their map is warm over one whole hemisphere and cold over the other, and Europe hardly stands out.
+# Their anomaly is `bad = t2m.sel(time=DAY).mean("time") - climatology`. What is wrong? Plot `bad`
+# next to `anomaly` (section 5) to check, and say what their map really shows.
+#
+# <details><summary>Solution</summary>
+#
+# `climatology` is the mean over *all* times, so `bad` is the day minus the annual mean: it shows the
+# season (summer in one hemisphere, winter in the other), which swamps the day's weather. An anomaly
+# must be taken against the climatology of the same time of year: section 1 subtracts
+# `monthly.sel(month=day.month)`, the mean of that calendar month over every year (with more years, a
+# day-of-year climatology is better still). `(bad - anomaly)` is the same for every day of a month:
+# the month's mean minus the annual mean.
+# </details>
+
+# %% [markdown]
+# ### Exercise 4: an honest colour scale (5 min)
+# Plot the anomaly once with `cmap="RdBu_r", robust=True` but *without* `center=0`. Compare the colour
+# bar with the one above. Why can that map mislead?
+#
+# <details><summary>Solution</summary>
+#
+# Without `center=0` the colour limits follow the data (e.g. −4 to +7 °C), so white no longer means
+# zero: cells that were warmer than usual can look pale blue. Diverging maps must be centred on the
+# value that means "nothing unusual" and should be symmetric around it.
+# </details>
 
 # %% [markdown]
 # ## 6. A regional map for the flood modeller *(core)*
@@ -338,67 +404,6 @@ print(f"finer layers requested, replaced by 110m: {used_fallback}")
 print(f"maps drawn: {len(pngs)} PNGs in {FIGURES.relative_to(course.ROOT).as_posix()}")
 
 # %% [markdown]
-# ### Exercise 1: a precipitation climatology for the flood modeller (6 min)
-# Map the mean daily precipitation over Europe in the Lambert projection. `tp` is in metres per
-# time step (12 hours on the small dataset, 6 at workshop size): sum per day and convert to mm/day.
-# Which colour map, and why not `RdBu_r`?
-#
-# <details><summary>Solution</summary>
-#
-# ```python
-# steps_per_day = np.timedelta64(1, "D") // (ds.time[1] - ds.time[0]).values
-# rain = (ds.tp.mean("time") * steps_per_day * 1000).compute()  # m per step -> mm/day
-# fig = plt.figure(figsize=(10, 7.5))
-# ax = fig.add_subplot(projection=LAMBERT_EUROPE)
-# rain.plot(ax=ax, transform=DATA_CRS, cmap="viridis", cbar_kwargs={"label": "mm/day"})
-# ax.set_extent(EUROPE_EXTENT, crs=DATA_CRS)
-# ax.coastlines(resolution="110m")
-# ax.add_feature(cfeature.BORDERS.with_scale("110m"), linewidth=0.5)
-# ```
-# Precipitation runs from zero upwards and has no meaningful middle, so it needs a *sequential* map
-# (`viridis`, `cividis`, or `Blues`); a diverging map would suggest that some value is "neutral".
-# For a precipitation *anomaly* a diverging map is right, and `BrBG` (brown = dry, green = wet) reads
-# more naturally than red–blue.
-# </details>
-#
-# ### Exercise 2: your own globe (5 min)
-# Draw the anomaly on an `Orthographic` projection centred on where you live, with coastlines, borders
-# and gridlines (labels off). What happens to the grid cells near the edge of the globe?
-#
-# <details><summary>Solution</summary>
-#
-# `ccrs.Orthographic(central_longitude=LON, central_latitude=LAT)` and the same plotting code as in
-# section 5 with `draw_labels=False`. Near the limb the cells are seen edge-on and squeezed into thin
-# slivers: Orthographic is a view of the globe, not a map for reading values.
-# </details>
-#
-# ### Exercise 3: find the bug (4 min)
-# A colleague maps the anomaly of the same unusual day with the same colour scale and projection, but
-# their map is warm over one whole hemisphere and cold over the other, and Europe hardly stands out.
-# Their anomaly is `bad = t2m.sel(time=DAY).mean("time") - climatology`. What is wrong? Plot `bad`
-# next to `anomaly` (section 5) to check, and say what their map really shows.
-#
-# <details><summary>Solution</summary>
-#
-# `climatology` is the mean over *all* times, so `bad` is the day minus the annual mean: it shows the
-# season (summer in one hemisphere, winter in the other), which swamps the day's weather. An anomaly
-# must be taken against the climatology of the same time of year: section 1 subtracts
-# `monthly.sel(month=day.month)`, the mean of that calendar month over every year (with more years, a
-# day-of-year climatology is better still). `(bad - anomaly)` is the same for every day of a month:
-# the month's mean minus the annual mean.
-# </details>
-#
-# ### Exercise 4: an honest colour scale (5 min)
-# Plot the anomaly once with `cmap="RdBu_r", robust=True` but *without* `center=0`. Compare the colour
-# bar with the one above. Why can that map mislead?
-#
-# <details><summary>Solution</summary>
-#
-# Without `center=0` the colour limits follow the data (e.g. −4 to +7 °C), so white no longer means
-# zero: cells that were warmer than usual can look pale blue. Diverging maps must be centred on the
-# value that means "nothing unusual" and should be symmetric around it.
-# </details>
-#
 # ## Key points
 # - `projection=` says how to draw the map; `transform=ccrs.PlateCarree()` says the data are
 #   longitude/latitude. Always pass both.

@@ -392,6 +392,22 @@ fig.tight_layout(rect=(0, 0.04, 1, 1))
 # neither, which is often the right choice for one shared copy.
 
 # %% [markdown]
+# ### Exercise 1: chunks for a catchment (6 min)
+# The flood modeller needs *daily means over the Rhine catchment* (about 46–52° N, 4–12° E) for the
+# whole record. Which of the two stores reads that faster, and why? Propose a chunk shape that is good
+# for this access *and* still reasonable for global maps. Write it (remember the encoding!) and time it.
+#
+# <details><summary>Solution</summary>
+#
+# The time-series store: the catchment touches one or a few tiles, each holding all time steps, while
+# the map store has to read every chunk. A compromise such as a month of six-hourly steps × 10° × 10°
+# (`{"time": 124, "latitude": 10, "longitude": 10}` on the workshop's 1° grid) reads a catchment
+# series from a chunk or two per month and a global map from a few hundred small chunks. Remember
+# `for v in ds.variables.values(): v.encoding.pop("chunks", None); v.encoding.pop("preferred_chunks", None)`
+# before `ds.chunk(...).to_zarr(...)`, then time `ds.t2m.sel(latitude=slice(52, 46), longitude=slice(4, 12)).mean(["latitude", "longitude"]).compute()`.
+# </details>
+
+# %% [markdown]
 # ## 4. Compression: codecs and packing *(core)*
 #
 # Every chunk passes through a chain of *codecs* on its way to storage. Zarr 3 names them in
@@ -474,6 +490,20 @@ print(f"fastest lossless read: {max(lossless, key=read_speed.get)} ({read_speed[
       f"slowest: {min(lossless, key=read_speed.get)} ({read_speed[lossless].min():.0f} MB/s)")
 print(f"write speeds of the compressors: {write_speed[lossless[1:]].min():.0f} to {write_speed[lossless[1:]].max():.0f} MB/s")
 print(course.hardware())
+
+# %% [markdown]
+# ### Exercise 2: the price of a compression level (10 min)
+# Add `BloscCodec(cname="zstd", clevel=1, shuffle="shuffle")` and `clevel=9` to `CODECS` and re-run
+# the codec cells. How do the ratio and the write and read speeds change? Which would you choose for a
+# store written once and read by a hundred jobs?
+#
+# <details><summary>Solution</summary>
+#
+# Higher levels buy a little more ratio for much slower writes; reading speed hardly changes, because
+# zstd decompresses at the same speed whatever the level. For write-once, read-often data a high level
+# is fine; for scratch data that is written every run, use lz4 or a low zstd level. Shuffle matters
+# far more than the level.
+# </details>
 
 # %% [markdown]
 # ## 5. Parallel reads: NetCDF against Zarr *(core)*
@@ -744,6 +774,23 @@ s3_port_closed = not local_s3.port_is_open(s3_port)
 print(f"server process {s3_pid} gone: {s3_process_gone} · port {s3_port} closed: {s3_port_closed}")
 
 # %% [markdown]
+# ### Exercise 3: why consolidate? (7 min)
+# On disk, time `xr.open_zarr(MAP_STORE, consolidated=True)` against `consolidated=False`. This
+# section measured the same on S3 while its server ran: `t_s3_open` and `t_s3_open_plain` (seconds). Why
+# is the difference larger on S3? What would it be on a real cloud bucket, where a request takes 20–100 ms?
+# (That server has stopped, as the cell above shows; to try more on S3, start one of your own with
+# `with local_s3.LocalS3() as s3:` and write `s3_src` into it as this section's first cell does: it
+# stops again when the block ends.)
+#
+# <details><summary>Solution</summary>
+#
+# Without consolidation the reader asks for the `zarr.json` of every array: one request each. Locally
+# that is a cheap file read; over HTTP every request pays a round trip. With a dozen arrays and 50 ms
+# per request that is more than half a second per open, for every worker that opens the store.
+# Consolidated metadata makes it one request.
+# </details>
+
+# %% [markdown]
 # ## 8. Catalogues: find the data without knowing the paths *(optional)*
 #
 # After this episode the same data exist as NetCDF files, two Zarr stores and an S3 copy. A
@@ -869,6 +916,25 @@ print(f"on {course.usable_cores()} cores · {course.hardware()}")
 # workstation reading gigabytes it approaches the number of cores. `use_threads=True` is the default
 # in `pyarrow` and `pandas.read_parquet`: you rarely need to switch it on, but you should know what it
 # costs you to switch it off (as some batch scripts do to "play nice" on shared nodes).
+
+# %% [markdown]
+# ### Exercise 4: a third catalogue entry (12 min)
+# Add the time-series store to the catalogue as `era5_timeseries`, write the YAML again and open the
+# entry through `intake.from_yaml_file`. Then read only the De Bilt rows of `stations.parquet` with
+# `pd.read_parquet(STATIONS_PARQUET, filters=[("station", "==", "De Bilt")], columns=["time", "t2m"])`.
+#
+# <details><summary>Solution</summary>
+#
+# ```python
+# catalog["era5_timeseries"] = readers.XArrayDatasetReader(
+#     datatypes.Zarr(url="{CATALOG_DIR}/" + TS_STORE.name), consolidated=True, chunks={},
+#     metadata={"description": "Zarr, time-series chunks: point and catchment extraction"})
+# catalog.to_yaml_file(str(CATALOG))
+# intake.from_yaml_file(str(CATALOG))["era5_timeseries"].read()
+# ```
+# The Parquet filter is applied per row group using the statistics stored in the file, so a reader
+# skips row groups that cannot match, and `columns=` reads only the columns it needs.
+# </details>
 
 # %% [markdown]
 # ## 10. Zarr without copying: a virtual store over the NetCDF files *(optional)*
@@ -1193,67 +1259,6 @@ for name, r in format_results.items():
 # convert once (section 1), or rewrite the files with `nccopy -c` so that their chunks tile.
 
 # %% [markdown]
-# ### Exercise 1: chunks for a catchment
-# The flood modeller needs *daily means over the Rhine catchment* (about 46–52° N, 4–12° E) for the
-# whole record. Which of the two stores reads that faster, and why? Propose a chunk shape that is good
-# for this access *and* still reasonable for global maps. Write it (remember the encoding!) and time it.
-#
-# <details><summary>Solution</summary>
-#
-# The time-series store: the catchment touches one or a few tiles, each holding all time steps, while
-# the map store has to read every chunk. A compromise such as a month of six-hourly steps × 10° × 10°
-# (`{"time": 124, "latitude": 10, "longitude": 10}` on the workshop's 1° grid) reads a catchment
-# series from a chunk or two per month and a global map from a few hundred small chunks. Remember
-# `for v in ds.variables.values(): v.encoding.pop("chunks", None); v.encoding.pop("preferred_chunks", None)`
-# before `ds.chunk(...).to_zarr(...)`, then time `ds.t2m.sel(latitude=slice(52, 46), longitude=slice(4, 12)).mean(["latitude", "longitude"]).compute()`.
-# </details>
-#
-# ### Exercise 2: the price of a compression level
-# Add `BloscCodec(cname="zstd", clevel=1, shuffle="shuffle")` and `clevel=9` to `CODECS` and re-run
-# the codec cells. How do the ratio and the write and read speeds change? Which would you choose for a
-# store written once and read by a hundred jobs?
-#
-# <details><summary>Solution</summary>
-#
-# Higher levels buy a little more ratio for much slower writes; reading speed hardly changes, because
-# zstd decompresses at the same speed whatever the level. For write-once, read-often data a high level
-# is fine; for scratch data that is written every run, use lz4 or a low zstd level. Shuffle matters
-# far more than the level.
-# </details>
-#
-# ### Exercise 3: why consolidate?
-# On disk, time `xr.open_zarr(MAP_STORE, consolidated=True)` against `consolidated=False`. Section 7
-# measured the same on S3 while its server ran: `t_s3_open` and `t_s3_open_plain` (seconds). Why is the
-# difference larger on S3? What would it be on a real cloud bucket, where a request takes 20–100 ms?
-# (That server has stopped; to try more on S3, start one of your own with `with local_s3.LocalS3() as s3:`
-# and write `s3_src` into it as section 7 does: it stops again when the block ends.)
-#
-# <details><summary>Solution</summary>
-#
-# Without consolidation the reader asks for the `zarr.json` of every array: one request each. Locally
-# that is a cheap file read; over HTTP every request pays a round trip. With a dozen arrays and 50 ms
-# per request that is more than half a second per open, for every worker that opens the store.
-# Consolidated metadata makes it one request.
-# </details>
-#
-# ### Exercise 4: a third catalogue entry
-# Add the time-series store to the catalogue as `era5_timeseries`, write the YAML again and open the
-# entry through `intake.from_yaml_file`. Then read only the De Bilt rows of `stations.parquet` with
-# `pd.read_parquet(STATIONS_PARQUET, filters=[("station", "==", "De Bilt")], columns=["time", "t2m"])`.
-#
-# <details><summary>Solution</summary>
-#
-# ```python
-# catalog["era5_timeseries"] = readers.XArrayDatasetReader(
-#     datatypes.Zarr(url="{CATALOG_DIR}/" + TS_STORE.name), consolidated=True, chunks={},
-#     metadata={"description": "Zarr, time-series chunks: point and catchment extraction"})
-# catalog.to_yaml_file(str(CATALOG))
-# intake.from_yaml_file(str(CATALOG))["era5_timeseries"].read()
-# ```
-# The Parquet filter is applied per row group using the statistics stored in the file, so a reader
-# skips row groups that cannot match, and `columns=` reads only the columns it needs.
-# </details>
-#
 # ## Key points
 # - NetCDF/HDF5 is one file with its own internal structure and, in xarray, a lock per process; Zarr is
 #   a folder or bucket of independent chunk objects that many readers and writers can use at once.

@@ -396,6 +396,23 @@ else:
 # everything there, bring back only small results.
 
 # %% [markdown]
+# ### Exercise 1: when does the GPU pay off? (5 min)
+# Use the `transfer-vs-gain` table above: with `t_copy` the time to copy the field to the GPU, `t_gpu`
+# and `t_cpu` the times of one reduction on each (the CPU on all its cores), how many reductions `k` of
+# the same field must you do before the GPU wins, counting the copy? Without a GPU here, take the bus
+# and GPU memory rates from the column recorded on a GPU machine in section 6's summary if it is there,
+# or from your GPU's data sheet, with your own CPU figure.
+#
+# <details><summary>Solution</summary>
+#
+# The GPU wins when `t_copy + k·t_gpu < k·t_cpu`, so `k > t_copy / (t_cpu − t_gpu)`. With the field
+# already on the GPU `t_copy` is 0 and it wins from the first reduction. For one pass over a field
+# that starts on the host, it wins only if the field crosses the bus faster than the CPU's cores read
+# it from RAM: compare the pinned host → device rate with the CPU's all-core bandwidth. The sentence
+# under the `transfer-vs-gain` table computes `k` from this machine's measurements.
+# </details>
+
+# %% [markdown]
 # ## 2. The swap: `xp = cupy` or `numpy` *(core)*
 #
 # CuPy copies NumPy's interface: `cupy.mean`, `cupy.fft`, `cupy.random.default_rng`, slicing,
@@ -562,6 +579,28 @@ print(f"{n_hot / field.size:.2%} of the values are more than {THRESHOLD} K above
 if n_hot_gpu is not None:
     print(f"fusing: {plain_s / fused_s:.1f}× the unfused CuPy expression, same count: {n_hot_gpu == n_hot}")
 print(HARDWARE)
+
+# %% [markdown]
+# ### Exercise 2: write it once (8 min)
+# Write `anomaly(field)`: the field minus its time mean at every grid point, in a way that works for
+# NumPy and CuPy arrays (use `array_module`). Check it on `field` (and on `field_dev` if you have a
+# GPU): the anomaly's time mean must be about 0 everywhere. Then call `np.std(anomaly(lazy))` on the Dask
+# array `lazy`: what type comes back, and why?
+#
+# <details><summary>Solution</summary>
+#
+# ```python
+# def anomaly(field):
+#     xp = array_module(field)
+#     return field - xp.mean(field, axis=0, keepdims=True)
+#
+# print(float(np.abs(anomaly(field).mean(axis=0)).max()))      # ~1e-5: float32 rounding
+# np.std(anomaly(lazy))                                         # a dask Array: NEP 18 sent np.std to Dask
+# ```
+# `array_module` returns `numpy` for the Dask array (it is not a CuPy array), but `field - np.mean(...)`
+# still works lazily, because `np.mean` on a Dask array dispatches to Dask (NEP 18) and `-` is Dask's
+# own operator. Nothing is computed until you call `.compute()` (or `float(...)`).
+# </details>
 
 # %% [markdown]
 # ## 3. Numba on the GPU: a kernel of your own *(core)*
@@ -744,6 +783,23 @@ plt.show()
 #| label: pi-pairs
 for cpu_way, gpu_way in [("NumPy (CPU, 1 core)", "CuPy (GPU)"), (f"Numba prange (CPU, {CORES} cores)", "Numba CUDA kernel (GPU)")]:
     print(f"{gpu_way}: {rates[gpu_way] / rates[cpu_way]:.0f}× {cpu_way}" if gpu_way in rates else f"{gpu_way}: {NO_GPU}")
+
+# %% [markdown]
+# ### Exercise 3: any grid, the same answer (7 min)
+# Launch `count_on_device(N_SMALL, BASE, CHUNK, blocks, threads)` with `(1, 1)`, `(1, 64)` and
+# `(5, 7)` (in the simulator, keep `N_SMALL` small). Why is the count always `expected_small`? What goes
+# wrong if you replace `cuda.atomic.add(hits, 0, count)` by `hits[0] += count`?
+#
+# <details><summary>Solution</summary>
+#
+# The grid-stride loop gives every dart index `j < n` to exactly one thread, whatever the grid, and
+# dart `j` is a pure function of `j` (a hash of the counter), not of the thread that throws it. So the
+# set of darts, and the count, never change. `hits[0] += count` is a read, an add and a write: two
+# threads can read the same old value and one addition is lost. The simulator runs threads one at a
+# time often enough that you may not see it there; on a GPU you will get a different wrong answer on
+# every run. A faster variant adds up within each block in shared memory first
+# (`cuda.shared.array`, `cuda.syncthreads()`), then does one atomic add per block.
+# </details>
 
 # %% [markdown]
 # ## 4. Dask and Xarray with GPU chunks *(core)*
@@ -967,6 +1023,22 @@ print(HARDWARE)
 # (`python -m cudf.pandas --profile script.py`).
 
 # %% [markdown]
+# ### Exercise 4: what did the accelerator accelerate? (5 min)
+# On a GPU machine run `python -m cudf.pandas --profile labs/course/gpu.py pandas` from the repository
+# root. Which operations ran on the GPU and which fell back to the CPU? Without a GPU: in the
+# `cudf-pandas` table, what fraction of the whole process is the pandas work? What does that predict for
+# the largest speed-up an accelerator could give the whole script (Amdahl's law, episode 01)?
+#
+# <details><summary>Solution</summary>
+#
+# The profile lists each pandas call with its GPU and CPU time; `groupby(...).agg` with built-in
+# aggregations, `nlargest` and the arithmetic run on the GPU, while e.g. `iterrows` falls back to the
+# CPU. If the work is a fraction `p` of the whole process, accelerating it infinitely leaves `1 − p`:
+# the speed-up of the whole script is at most `1 / (1 − p)`. Start-up, imports and reading the files
+# are in `1 − p`.
+# </details>
+
+# %% [markdown]
 # ## 6. What this machine measured *(core)*
 #
 # One table for the slides, with the GPU column filled in only where a GPU measured it. Where the course
@@ -1019,74 +1091,6 @@ print(HARDWARE)
 print(LOAD)
 
 # %% [markdown]
-# ### Exercise 1: write it once
-# Write `anomaly(field)`: the field minus its time mean at every grid point, in a way that works for
-# NumPy and CuPy arrays (use `array_module`). Check it on `field` (and on `field_dev` if you have a
-# GPU): the anomaly's time mean must be about 0 everywhere. Then call `np.std(anomaly(lazy))` on the Dask
-# array `lazy`: what type comes back, and why?
-#
-# <details><summary>Solution</summary>
-#
-# ```python
-# def anomaly(field):
-#     xp = array_module(field)
-#     return field - xp.mean(field, axis=0, keepdims=True)
-#
-# print(float(np.abs(anomaly(field).mean(axis=0)).max()))      # ~1e-5: float32 rounding
-# np.std(anomaly(lazy))                                         # a dask Array: NEP 18 sent np.std to Dask
-# ```
-# `array_module` returns `numpy` for the Dask array (it is not a CuPy array), but `field - np.mean(...)`
-# still works lazily, because `np.mean` on a Dask array dispatches to Dask (NEP 18) and `-` is Dask's
-# own operator. Nothing is computed until you call `.compute()` (or `float(...)`).
-# </details>
-#
-# ### Exercise 2: any grid, the same answer
-# Launch `count_on_device(N_SMALL, BASE, CHUNK, blocks, threads)` with `(1, 1)`, `(1, 64)` and
-# `(5, 7)` (in the simulator, keep `N_SMALL` small). Why is the count always `expected_small`? What goes
-# wrong if you replace `cuda.atomic.add(hits, 0, count)` by `hits[0] += count`?
-#
-# <details><summary>Solution</summary>
-#
-# The grid-stride loop gives every dart index `j < n` to exactly one thread, whatever the grid, and
-# dart `j` is a pure function of `j` (a hash of the counter), not of the thread that throws it. So the
-# set of darts, and the count, never change. `hits[0] += count` is a read, an add and a write: two
-# threads can read the same old value and one addition is lost. The simulator runs threads one at a
-# time often enough that you may not see it there; on a GPU you will get a different wrong answer on
-# every run. A faster variant adds up within each block in shared memory first
-# (`cuda.shared.array`, `cuda.syncthreads()`), then does one atomic add per block.
-# </details>
-#
-# ### Exercise 3: when does the GPU pay off?
-# Use the table of section 1: with `t_copy` the time to copy the field to the GPU, `t_gpu` and `t_cpu`
-# the times of one reduction on each (the CPU on all its cores), how many reductions `k` of the same
-# field must you do before the GPU wins, counting the copy? Without a GPU here, take the bus and GPU
-# memory rates from the column recorded on a GPU machine in section 6 if it is there, or from your
-# GPU's data sheet, with your own CPU figure.
-#
-# <details><summary>Solution</summary>
-#
-# The GPU wins when `t_copy + k·t_gpu < k·t_cpu`, so `k > t_copy / (t_cpu − t_gpu)`. With the field
-# already on the GPU `t_copy` is 0 and it wins from the first reduction. For one pass over a field
-# that starts on the host, it wins only if the field crosses the bus faster than the CPU's cores read
-# it from RAM: compare the pinned host → device rate with the CPU's all-core bandwidth. The sentence
-# under the `transfer-vs-gain` table computes `k` from this machine's measurements.
-# </details>
-#
-# ### Exercise 4: what did the accelerator accelerate?
-# On a GPU machine run `python -m cudf.pandas --profile labs/course/gpu.py pandas` from the repository
-# root. Which operations ran on the GPU and which fell back to the CPU? Without a GPU: in the
-# `cudf-pandas` table, what fraction of the whole process is the pandas work? What does that predict for
-# the largest speed-up an accelerator could give the whole script (Amdahl's law, episode 01)?
-#
-# <details><summary>Solution</summary>
-#
-# The profile lists each pandas call with its GPU and CPU time; `groupby(...).agg` with built-in
-# aggregations, `nlargest` and the arithmetic run on the GPU, while e.g. `iterrows` falls back to the
-# CPU. If the work is a fraction `p` of the whole process, accelerating it infinitely leaves `1 − p`:
-# the speed-up of the whole script is at most `1 / (1 − p)`. Start-up, imports and reading the files
-# are in `1 − p`.
-# </details>
-#
 # ## Key points
 # - GPUs have thousands of simple cores and memory several times faster than a CPU's; most array
 #   work is memory-bound, so memory bandwidth (against the CPU on all its cores) sets the speed-up.

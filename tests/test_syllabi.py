@@ -248,6 +248,34 @@ def test_exercise_minutes_add_up(lab):
     )
 
 
+def exercise_places(path):
+    """[(exercise number, the numbered section or module it follows)] in document order."""
+    place, out = None, []
+    for line in Path(ROOT / path).read_text(encoding="utf-8").splitlines():
+        if m := re.match(r"^# ## (?:(\d+[a-z]?)\. |(Module \d+) · |(.+))", line):
+            place = m.group(1) or m.group(2) or m.group(3).strip()
+        elif m := re.match(r"^# ###+ Exercise (\d+)", line):
+            out.append((int(m.group(1)), place))
+    return out
+
+
+@pytest.mark.parametrize("lab", LABS.values(), ids=lambda lab: lab.stem)
+def test_exercises_follow_the_sections_they_practise(lab):
+    """One exercise after each section it practises: not bunched after the last section, nor in an
+    'Exercises' section of their own; each heading gives its minutes."""
+    places = exercise_places(lab.file)
+    numbered = [n for n, _, _ in lab.sections]
+    assert all(isinstance(p, str) and (p in numbered or p.startswith("Module")) for _, p in places), (
+        f"{lab.file}: every exercise should sit inside a numbered section (after its content), not under "
+        f"{sorted({p for _, p in places if p not in numbered and not str(p).startswith('Module')})}")
+    if len(places) >= 2 and len(numbered) >= 2:
+        assert len({p for _, p in places}) >= 2, (
+            f"{lab.file}: all its exercises sit after section {places[0][1]}: move each after the section it practises")
+    assert [n for n, _ in places] == sorted(n for n, _ in places), f"{lab.file}: exercises out of order: {places}"
+    if lab.exercise_list:
+        assert None not in [m for *_, m in lab.exercise_list], f"{lab.file}: give every exercise heading its (M min)"
+
+
 @pytest.mark.parametrize("lab", LABS.values(), ids=lambda lab: lab.stem)
 def test_deck_states_the_labs_minutes(lab):
     if not lab.deck.exists():
