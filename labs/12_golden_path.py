@@ -269,9 +269,10 @@ print(course.hardware())
 #   cut every monthly file into four reads and four tasks; a mean over time reads best with one chunk per
 #   file (at most 128 MB), so it opens the files once more that way (`by_file`, a fraction of a second).
 #
-# At workshop size on a quiet 2-core AMD EPYC, as shares of what two plain processes reach (median of
-# three cold runs each): `ds.mean("time")` in one chunk per file 59 %; with `skipna` only for sst 74 %;
-# the same in the 32-step training blocks 35 %. Episode 07 times the `skipna` part on your machine.
+# Measured at workshop size on a quiet AMD EPYC with 2 cores (2026-12-03), as shares of what two plain
+# processes reach (median of three cold runs each): `ds.mean("time")` in one chunk per file 59 %; with
+# `skipna` only for sst 74 %; the same in the 32-step training blocks 35 %. Episode 07 times the
+# `skipna` part on your machine, and `python tests/benchmark.py` all three.
 
 # %%
 print(inspect.getsource(clusters.PeakMemory))
@@ -279,9 +280,8 @@ print(inspect.getsource(clusters.PeakMemory))
 # %%
 #| label: full-mean
 time_bytes = sum(ds[v].nbytes for v in time_vars)
-with xr.open_dataset(files[0]) as first_file:  # a reduction reads best in the files' own layout
-    steps_per_file = course.era5.normalise(first_file).sizes["time"]
-mean_chunk = int(max(1, min(steps_per_file, 128e6 // (4 * ds.latitude.size * ds.longitude.size))))
+# a reduction reads best in the files' own layout: chunks of up to 128 MB, never more than a file
+mean_chunk = int(max(1, min(ds.sizes["time"], 128e6 // (4 * ds.latitude.size * ds.longitude.size))))
 by_file = xr.open_mfdataset(files, **course.era5.OPEN, chunks=course.era5.chunks({"time": mean_chunk}),
                             data_vars="minimal", coords="minimal", compat="override")  # one chunk per file
 first_step = by_file[time_vars].isel(time=0).compute()  # NaN handling only where there are gaps (episode 07)
