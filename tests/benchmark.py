@@ -452,12 +452,6 @@ def notebook_figures(stem_prefix, pattern):
     return books[-1], [float(m.replace(",", "")) for m in re.findall(pattern, text)]
 
 
-def _read_blocks(store, pieces):
-    from course import feed
-
-    return feed.read_pieces(store, pieces)
-
-
 def feed_and_ceiling(store, n_blocks, workers, steps=16, names=("t2m", "sst", "u10", "v10")):
     """Lab 12's feed (``course.feed.TimeBlocks`` through a PyTorch DataLoader with ``workers`` workers)
     and its same-work ceiling (plain zarr reads of the same blocks in ``workers`` processes), each from a
@@ -487,10 +481,10 @@ def feed_and_ceiling(store, n_blocks, workers, steps=16, names=("t2m", "sst", "u
     pieces = [(v, slice(i * steps, (i + 1) * steps), full, full) for i in order[workers:] for v in names]
     ctx = multiprocessing.get_context(feed.loader_context())
     with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
-        list(pool.map(_read_blocks, [store] * workers, [[]] * workers))  # start-up, imports
+        list(pool.map(feed.read_pieces, [store] * workers, [[]] * workers))  # start-up, imports
         cold = bench.evict(store) and cold
         start = time.perf_counter()
-        values = sum(pool.map(_read_blocks, [store] * workers, [pieces[i::workers] for i in range(workers)]))
+        values = sum(pool.map(feed.read_pieces, [store] * workers, [pieces[i::workers] for i in range(workers)]))
         ceiling = 4 * values / (time.perf_counter() - start)
     return rate, ceiling, take, "cold" if cold else "WARM (no posix_fadvise here)"
 
